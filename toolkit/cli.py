@@ -1,0 +1,191 @@
+"""The command line. The only module that reads argv and the environment, prints, and exits.
+
+Heavy libraries (the Docker SDK, pywinrm, tree-sitter) are imported inside the commands that
+use them, so ``toolkit --help``, ``list`` and ``render`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.matrix import Build
+    from toolkit.versions import VersionsFile
+
+app = typer.Typer(
+    name="toolkit",
+    help="Maintain the official-style Python images for Windows containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+STATE = _State()
+
+VersionsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--versions", envvar="TOOLKIT_VERSIONS", help="The data file.", show_default=True
+    ),
+]
+SelectorsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="fnmatch patterns over build identifiers, with braces: 3.8-rc-*-1809, 3.{7,8}-*",
+        show_default=False,
+    ),
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Where the Dockerfiles live.", show_default=True)
+]
+TemplatesOpt = Annotated[
+    Path, typer.Option("--templates", help="The Jinja2 templates.", show_default=True)
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="TOOLKIT_DEBUG", help="Show tracebacks on errors."),
+    ] = False,
+) -> None:
+    STATE.debug = debug
+
+
+def _load(versions: Path, selectors: list[str] | None) -> tuple[VersionsFile, list[Build], list[Build]]:
+    from toolkit.matrix import build_matrix, select
+    from toolkit.versions import load_versions
+
+    data = load_versions(versions)
+    every = build_matrix(data)
+    return data, every, select(every, selectors or [])
+
+
+@app.command("list")
+def list_cmd(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> int:
+    """Print the build identifiers of the matrix (one per line), or their records as JSON."""
+    _data, _every, chosen = _load(versions, selectors)
+    if as_json:
+        typer.echo(json.dumps([b.record() for b in chosen], indent=2))
+    else:
+        for build in chosen:
+            typer.echo(build.id)
+    return 0
+
+
+@app.command()
+def render(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    out: OutOpt = Path("dockerfiles"),
+    templates: TemplatesOpt = Path("templates"),
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; print a diff of any drift and exit 1."),
+    ] = False,
+) -> int:
+    """Render the Dockerfiles from the templates and versions.json."""
+    from toolkit.render import Change, apply_render, plan_render, template_environment
+
+    _data, every, chosen = _load(versions, selectors)
+    states = plan_render(template_environment(templates), out, chosen, every, selectors or [])
+    drift = [s for s in states if s.change is not Change.UNCHANGED]
+    if check:
+        for state in drift:
+            sys.stdout.write(state.diff(out))
+        if drift:
+            typer.echo(
+                f"{len(drift)} file(s) out of date under {out}; run: toolkit render", err=True
+            )
+            return 1
+        typer.echo(f"{len(states)} Dockerfile(s) up to date under {out}", err=True)
+        return 0
+    apply_render(out, states)
+    for state in drift:
+        verb = {Change.CHANGED: "updated", Change.MISSING: "created", Change.STALE: "removed"}
+        typer.echo(f"{verb[state.change]} {state.path}", err=True)
+    typer.echo(
+        f"{len(chosen)} Dockerfile(s) rendered under {out}: {len(drift)} changed", err=True
+    )
+    return 0
+
+
+@app.command()
+def lint(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    out: OutOpt = Path("dockerfiles"),
+    no_hadolint: Annotated[
+        bool, typer.Option("--no-hadolint", help="Skip the hadolint check.")
+    ] = False,
+) -> int:
+    """Check the rendered Dockerfiles: BuildKit parse, PowerShell syntax, hadolint, sha256 policy."""
+    from toolkit.lint import Severity, lint_dockerfile
+    from toolkit.render import dockerfile_path
+
+    _data, _every, chosen = _load(versions, selectors)
+    errors = warnings = 0
+    for build in chosen:
+        path = dockerfile_path(out, build)
+        for finding in lint_dockerfile(path, hadolint=not no_hadolint):
+            typer.echo(finding.format(), err=finding.severity is Severity.ERROR)
+            if finding.severity is Severity.ERROR:
+                errors += 1
+            else:
+                warnings += 1
+    typer.echo(f"{len(chosen)} Dockerfile(s) linted: {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def _report(exc: ToolkitError) -> None:
+    message = exc.one_line()
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::error::{message}", file=sys.stderr)
+    else:
+        print(f"error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map outcomes to exit codes, no traceback for user mistakes."""
+    import click
+
+    try:
+        result = app(args=argv, prog_name="toolkit", standalone_mode=False)
+    except ToolkitError as exc:
+        if STATE.debug:
+            raise
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,88 @@
+"""Dockerfile instructions through the official BuildKit parser (PyPI ``dockerfile``).
+
+Also renders instructions the way an image's history records them, which is how the published
+image-info pages show a Windows image: continuations joined (indentation kept), comment lines
+dropped, ``ENV k v`` as ``ENV k=v``, JSON forms as the engine prints Go slices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dockerfile
+
+from toolkit.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instruction:
+    cmd: str
+    value: tuple[str, ...]
+    json: bool
+    original: str
+    start_line: int
+    end_line: int
+    flags: tuple[str, ...]
+
+
+def parse_dockerfile_text(text: str, where: str = "Dockerfile") -> list[Instruction]:
+    try:
+        commands = dockerfile.parse_string(text)
+    except dockerfile.GoParseError as exc:
+        raise ConfigError(f"{where}: Dockerfile does not parse: {exc}", hint="fix it") from None
+    return [
+        Instruction(
+            cmd=c.cmd.upper(),
+            value=tuple(c.value),
+            json=bool(c.json),
+            original=c.original,
+            start_line=c.start_line,
+            end_line=c.end_line,
+            flags=tuple(c.flags),
+        )
+        for c in commands
+    ]
+
+
+def parse_dockerfile(path: Path) -> list[Instruction]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", hint="run toolkit render") from None
+    return parse_dockerfile_text(text, str(path))
+
+
+def _go_slice(values: Sequence[str]) -> str:
+    return "[" + " ".join(values) + "]"
+
+
+def history_line(instruction: Instruction) -> str:
+    """One instruction as the image history (and the image-info pages) show it."""
+    cmd, value = instruction.cmd, instruction.value
+    if cmd == "ENV":
+        pairs = [f"{value[i]}={value[i + 1]}" for i in range(0, len(value) - 1, 2)]
+        return "ENV " + " ".join(pairs)
+    if cmd == "SHELL":
+        return f"SHELL {_go_slice(value)}"
+    if cmd in ("CMD", "ENTRYPOINT") and instruction.json:
+        return f"{cmd} [" + " ".join(json.dumps(v) for v in value) + "]"
+    if cmd == "RUN" and instruction.json:
+        return "RUN " + _go_slice(value)
+    return f"{cmd} " + " ".join(value)
+
+
+def history(instructions: Sequence[Instruction], base_history: Sequence[str]) -> list[str]:
+    """The history of the image built from ``instructions`` on a base whose history is given.
+
+    ``FROM`` stands for the base image's own lines (``RUN Apply image 1809-RTM-amd64``, ...).
+    """
+    lines: list[str] = []
+    for instruction in instructions:
+        if instruction.cmd == "FROM":
+            lines.extend(base_history)
+        else:
+            lines.append(history_line(instruction))
+    return lines

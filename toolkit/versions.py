@@ -1,0 +1,323 @@
+"""versions.json: the single source of truth, loaded and validated once into frozen values.
+
+Every validation error names the file, the JSON path (jq style: ``."3.8-rc".pip.version``) and
+the fix, and raises ConfigError before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from toolkit.errors import ConfigError
+from toolkit.windows import WindowsRelease, find_release, releases, suggest_release
+
+LINE_RE = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)(?P<rc>-rc)?$")
+CPYTHON_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+GET_PIP_URL_RE = re.compile(
+    r"^https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
+    r"(?P<path>get-pip\.py|public/get-pip\.py|public/[0-9]+\.[0-9]+/get-pip\.py)$"
+)
+VARIANT_RE = re.compile(r"^(?P<os>windows)/(?P<flavor>windowsservercore)-(?P<release>[A-Za-z0-9.]+)$")
+FLAVORS = ("windowsservercore",)
+
+LINE_KEYS = ("version", "pip", "get-pip", "variants", "checksums")
+REQUIRED_LINE_KEYS = ("version", "pip", "get-pip", "variants")
+PIP_KEYS = ("version",)
+GET_PIP_KEYS = ("url", "sha256")
+CHECKSUM_KEYS = ("windows",)
+CHECKSUM_WINDOWS_KEYS = ("sha256",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """``windows/windowsservercore-1809``: an OS folder, an image flavor and a Windows release."""
+
+    os: str
+    flavor: str
+    release: WindowsRelease
+
+    @property
+    def name(self) -> str:
+        return f"{self.os}/{self.flavor}-{self.release.key}"
+
+    @property
+    def suffix(self) -> str:
+        return f"{self.flavor}-{self.release.key}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonLine:
+    """One entry of versions.json (``3.8-rc``)."""
+
+    name: str
+    version: str
+    pip_version: str
+    get_pip_url: str
+    get_pip_sha256: str
+    variants: tuple[Variant, ...]
+    windows_sha256: str | None = None
+
+    @property
+    def is_rc(self) -> bool:
+        return self.name.endswith("-rc")
+
+    @property
+    def major_minor(self) -> tuple[int, int]:
+        match = LINE_RE.match(self.name)
+        assert match is not None  # validated at load
+        return int(match["major"]), int(match["minor"])
+
+    @property
+    def release(self) -> str:
+        """PYTHON_RELEASE, the folder on python.org: 3.8.0rc1 -> 3.8.0."""
+        return python_release(self.version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionsFile:
+    path: Path
+    lines: tuple[PythonLine, ...]
+
+    def line(self, name: str) -> PythonLine:
+        for line in self.lines:
+            if line.name == name:
+                return line
+        raise KeyError(name)
+
+
+def python_release(version: str) -> str:
+    """The final release a version belongs to: 3.8.0rc1 -> 3.8.0, 3.7.4 -> 3.7.4."""
+    return Version(version).base_version
+
+
+def jq_path(*parts: str | int) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += "." + json.dumps(part)
+    return out or "."
+
+
+class _Checker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: tuple[str | int, ...], what: str, fix: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {jq_path(*where)}: {what}", hint=fix)
+
+    def obj(self, value: object, where: tuple[str | int, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected an object, got {_type_name(value)}", "write {...}")
+        return value
+
+    def string(self, value: object, where: tuple[str | int, ...]) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected a string, got {_type_name(value)}", 'quote it: "..."')
+        return value
+
+    def keys(
+        self,
+        value: Mapping[str, Any],
+        where: tuple[str | int, ...],
+        allowed: tuple[str, ...],
+        required: tuple[str, ...],
+    ) -> None:
+        for key in value:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                fix = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+                raise self.fail((*where, key), f"unknown key {key!r}", fix)
+        for key in required:
+            if key not in value:
+                raise self.fail(where, f"missing key {key!r}", f"add {json.dumps(key)}: ...")
+
+
+def _type_name(value: object) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _no_duplicates(path: Path) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ConfigError(f"{path}: duplicate key {key!r}", hint="keep one of them")
+            seen[key] = value
+        return seen
+
+    return hook
+
+
+def load_versions(path: Path) -> VersionsFile:
+    """Read and validate ``path``; raise ConfigError naming the first problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file", hint="run from the repository root or pass --versions PATH"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}", hint="check the file") from None
+    return parse_versions(text, path)
+
+
+def parse_versions(text: str, path: Path) -> VersionsFile:
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates(path))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}", hint="fix the syntax"
+        ) from None
+    check = _Checker(path)
+    top = check.obj(data, ())
+    if not top:
+        raise check.fail((), "no Python lines", 'add one, e.g. "3.8-rc": {...}')
+    lines = tuple(_parse_line(check, name, body) for name, body in top.items())
+    return VersionsFile(path=path, lines=lines)
+
+
+def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
+    where: tuple[str | int, ...] = (name,)
+    match = LINE_RE.match(name)
+    if match is None:
+        raise check.fail(where, f"{name!r} is not a Python line", 'name it "X.Y" or "X.Y-rc"')
+    entry = check.obj(body, where)
+    check.keys(entry, where, LINE_KEYS, REQUIRED_LINE_KEYS)
+
+    version = check.string(entry["version"], (name, "version"))
+    if not CPYTHON_VERSION_RE.match(version):
+        raise check.fail(
+            (name, "version"),
+            f"{version!r} is not a CPython version",
+            "use X.Y.Z or X.Y.Z{a,b,rc}N, e.g. 3.8.0rc1",
+        )
+    parsed = Version(version)
+    major, minor = int(match["major"]), int(match["minor"])
+    if parsed.release[:2] != (major, minor):
+        raise check.fail(
+            (name, "version"),
+            f"{version} does not belong to line {name}",
+            f"use a {major}.{minor}.x version or rename the line",
+        )
+    if parsed.is_prerelease and not match["rc"]:
+        raise check.fail(
+            (name, "version"),
+            f"{version} is a pre-release in the final line {name}",
+            f"rename the line to {major}.{minor}-rc or use a final version",
+        )
+
+    pip = check.obj(entry["pip"], (name, "pip"))
+    check.keys(pip, (name, "pip"), PIP_KEYS, PIP_KEYS)
+    pip_version = check.string(pip["version"], (name, "pip", "version"))
+    try:
+        Version(pip_version)
+    except InvalidVersion:
+        raise check.fail(
+            (name, "pip", "version"), f"{pip_version!r} is not a version", "use e.g. 19.2.3"
+        ) from None
+
+    get_pip = check.obj(entry["get-pip"], (name, "get-pip"))
+    check.keys(get_pip, (name, "get-pip"), GET_PIP_KEYS, GET_PIP_KEYS)
+    url = check.string(get_pip["url"], (name, "get-pip", "url"))
+    if not url.startswith("https://"):
+        raise check.fail(
+            (name, "get-pip", "url"), f"{url!r} is not an https URL", "use https://github.com/..."
+        )
+    if not GET_PIP_URL_RE.match(url):
+        raise check.fail(
+            (name, "get-pip", "url"),
+            f"{url!r} is not pinned to a pypa/get-pip commit",
+            "use https://github.com/pypa/get-pip/raw/<40-hex commit>/get-pip.py (or run toolkit bump)",
+        )
+    sha = _sha256(check, get_pip["sha256"], (name, "get-pip", "sha256"))
+
+    windows_sha: str | None = None
+    if "checksums" in entry:
+        checksums = check.obj(entry["checksums"], (name, "checksums"))
+        check.keys(checksums, (name, "checksums"), CHECKSUM_KEYS, CHECKSUM_KEYS)
+        win = check.obj(checksums["windows"], (name, "checksums", "windows"))
+        where_w = (name, "checksums", "windows")
+        check.keys(win, where_w, CHECKSUM_WINDOWS_KEYS, CHECKSUM_WINDOWS_KEYS)
+        windows_sha = _sha256(check, win["sha256"], (*where_w, "sha256"))
+
+    raw_variants = entry["variants"]
+    if not isinstance(raw_variants, list) or not raw_variants:
+        raise check.fail(
+            (name, "variants"),
+            "expected a non-empty array of variants",
+            'e.g. ["windows/windowsservercore-1809"]',
+        )
+    variants: list[Variant] = []
+    for i, raw in enumerate(raw_variants):
+        variant = _variant(check, raw, (name, "variants", i))
+        if any(v.name == variant.name for v in variants):
+            raise check.fail((name, "variants", i), f"{variant.name} is listed twice", "drop one")
+        variants.append(variant)
+
+    return PythonLine(
+        name=name,
+        version=version,
+        pip_version=pip_version,
+        get_pip_url=url,
+        get_pip_sha256=sha,
+        variants=tuple(variants),
+        windows_sha256=windows_sha,
+    )
+
+
+def _sha256(check: _Checker, value: object, where: tuple[str | int, ...]) -> str:
+    sha = check.string(value, where)
+    if not SHA256_RE.match(sha):
+        what = (
+            f"sha256 has {len(sha)} characters, not 64"
+            if len(sha) != 64
+            else f"{sha!r} is not lowercase hex"
+        )
+        raise check.fail(where, what, "paste the 64 lowercase hex digits of sha256sum")
+    return sha
+
+
+def _variant(check: _Checker, raw: object, where: tuple[str | int, ...]) -> Variant:
+    text = check.string(raw, where)
+    match = VARIANT_RE.match(text)
+    if match is None:
+        raise check.fail(
+            where, f"{text!r} is not a variant", "use windows/windowsservercore-<release>"
+        )
+    key = match["release"]
+    release = releases().get(key)
+    if release is None:
+        alias = find_release(key)
+        hint = (
+            f"write windows/{match['flavor']}-{alias.key}"
+            if alias is not None
+            else suggest_release(key)
+        )
+        raise check.fail(where, f"unknown Windows release {key!r}", hint)
+    return Variant(os=match["os"], flavor=match["flavor"], release=release)
+
+
+def dump_versions(data: Mapping[str, Any]) -> str:
+    """The canonical text of versions.json: two-space indent, key order kept, final newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,72 @@
+"""The table of Windows Server Core releases (data in resources/windows-releases.toml)."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowsRelease:
+    """One Server Core release: ``key`` is the tag used in variant names (``1809``)."""
+
+    key: str
+    version: str
+    build: int
+    base_image: str
+    aliases: tuple[str, ...]
+    runner: str
+
+    @property
+    def base_tag(self) -> str:
+        return self.base_image.rpartition(":")[2]
+
+
+@cache
+def releases() -> dict[str, WindowsRelease]:
+    """All known releases, keyed by their variant tag, in ascending build order."""
+    text = resources.files("toolkit").joinpath("resources/windows-releases.toml").read_text("utf-8")
+    table = tomllib.loads(text)
+    found = [
+        WindowsRelease(
+            key=key,
+            version=str(row["version"]),
+            build=int(row["build"]),
+            base_image=str(row["base_image"]),
+            aliases=tuple(str(a) for a in row.get("aliases", [])),
+            runner=str(row.get("runner", "")),
+        )
+        for key, row in table.items()
+    ]
+    return {r.key: r for r in sorted(found, key=lambda r: r.build)}
+
+
+def find_release(name: str) -> WindowsRelease | None:
+    """The release called ``name`` (its key or an alias), or None."""
+    table = releases()
+    if name in table:
+        return table[name]
+    for release in table.values():
+        if name in release.aliases:
+            return release
+    return None
+
+
+def release_for_build(build: int) -> WindowsRelease | None:
+    for release in releases().values():
+        if release.build == build:
+            return release
+    return None
+
+
+def suggest_release(name: str) -> str:
+    """A hint naming the closest known release(s)."""
+    names = [*releases(), *(a for r in releases().values() for a in r.aliases)]
+    close = difflib.get_close_matches(name, names, n=1)
+    known = ", ".join(releases())
+    if close:
+        return f"did you mean {close[0]!r}? known releases: {known}"
+    return f"known releases: {known}"
