@@ -40,9 +40,7 @@ STATE = _State()
 
 VersionsOpt = Annotated[
     Path,
-    typer.Option(
-        "--versions", envvar="TOOLKIT_VERSIONS", help="The data file.", show_default=True
-    ),
+    typer.Option("--versions", envvar="TOOLKIT_VERSIONS", help="The data file.", show_default=True),
 ]
 SelectorsArg = Annotated[
     list[str] | None,
@@ -69,7 +67,9 @@ def _root(
     STATE.debug = debug
 
 
-def _load(versions: Path, selectors: list[str] | None) -> tuple[VersionsFile, list[Build], list[Build]]:
+def _load(
+    versions: Path, selectors: list[str] | None
+) -> tuple[VersionsFile, list[Build], list[Build]]:
     from toolkit.matrix import build_matrix, select
     from toolkit.versions import load_versions
 
@@ -125,9 +125,7 @@ def render(
     for state in drift:
         verb = {Change.CHANGED: "updated", Change.MISSING: "created", Change.STALE: "removed"}
         typer.echo(f"{verb[state.change]} {state.path}", err=True)
-    typer.echo(
-        f"{len(chosen)} Dockerfile(s) rendered under {out}: {len(drift)} changed", err=True
-    )
+    typer.echo(f"{len(chosen)} Dockerfile(s) rendered under {out}: {len(drift)} changed", err=True)
     return 0
 
 

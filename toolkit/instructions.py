@@ -51,7 +51,9 @@ def parse_dockerfile(path: Path) -> list[Instruction]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}", hint="run toolkit render") from None
+        raise ConfigError(
+            f"{path}: cannot read: {exc.strerror}", hint="run toolkit render"
+        ) from None
     return parse_dockerfile_text(text, str(path))
 
 

@@ -26,7 +26,9 @@ GET_PIP_URL_RE = re.compile(
     r"^https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
     r"(?P<path>get-pip\.py|public/get-pip\.py|public/[0-9]+\.[0-9]+/get-pip\.py)$"
 )
-VARIANT_RE = re.compile(r"^(?P<os>windows)/(?P<flavor>windowsservercore)-(?P<release>[A-Za-z0-9.]+)$")
+VARIANT_RE = re.compile(
+    r"^(?P<os>windows)/(?P<flavor>windowsservercore)-(?P<release>[A-Za-z0-9.]+)$"
+)
 FLAVORS = ("windowsservercore",)
 
 LINE_KEYS = ("version", "pip", "get-pip", "variants", "checksums")
@@ -138,7 +140,11 @@ class _Checker:
         for key in value:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
-                fix = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+                fix = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"allowed keys: {', '.join(allowed)}"
+                )
                 raise self.fail((*where, key), f"unknown key {key!r}", fix)
         for key in required:
             if key not in value:
