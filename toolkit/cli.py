@@ -166,7 +166,7 @@ def _report(exc: ToolkitError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map outcomes to exit codes, no traceback for user mistakes."""
-    import click
+    from typer.exceptions import Abort, Exit, TyperException
 
     try:
         result = app(args=argv, prog_name="toolkit", standalone_mode=False)
@@ -175,15 +175,16 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _report(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, Abort):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

