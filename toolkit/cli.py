@@ -156,6 +156,151 @@ def lint(
     return 1 if errors else 0
 
 
+@app.command()
+def bump(
+    lines: Annotated[
+        list[str] | None,
+        typer.Argument(help="Lines to bump (3.8-rc). Default: every line.", show_default=False),
+    ] = None,
+    versions: VersionsOpt = Path("versions.json"),
+    out: OutOpt = Path("dockerfiles"),
+    templates: TemplatesOpt = Path("templates"),
+    add: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add",
+            help="Start a new line (3.9-rc) from its newest release, with the variants of the "
+            "newest line. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the diff; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+    no_render: Annotated[
+        bool, typer.Option("--no-render", help="Do not re-render the Dockerfiles.")
+    ] = False,
+    python_ftp_url: Annotated[
+        str,
+        typer.Option(
+            "--python-ftp-url", envvar="TOOLKIT_PYTHON_FTP_URL", help="python.org FTP index."
+        ),
+    ] = "https://www.python.org/ftp/python/",
+    pypi_url: Annotated[
+        str, typer.Option("--pypi-url", envvar="TOOLKIT_PYPI_URL", help="PyPI JSON API root.")
+    ] = "https://pypi.org/pypi/",
+    github_api_url: Annotated[
+        str,
+        typer.Option("--github-api-url", envvar="TOOLKIT_GITHUB_API_URL", help="GitHub API root."),
+    ] = "https://api.github.com",
+    github_url: Annotated[
+        str,
+        typer.Option(
+            "--github-url", envvar="TOOLKIT_GITHUB_URL", help="Where raw get-pip comes from."
+        ),
+    ] = "https://github.com",
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", envvar="TOOLKIT_HTTP_TIMEOUT", help="Seconds per connect/read."),
+    ] = 30.0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries", envvar="TOOLKIT_HTTP_RETRIES", help="Retries per URL after the first try."
+        ),
+    ] = 3,
+    backoff: Annotated[
+        float,
+        typer.Option(
+            "--backoff", envvar="TOOLKIT_HTTP_BACKOFF", help="First retry delay (s); doubles."
+        ),
+    ] = 0.5,
+    retry_time: Annotated[
+        float,
+        typer.Option(
+            "--retry-time",
+            envvar="TOOLKIT_HTTP_RETRY_TIME",
+            help="Give up on a URL after this many seconds of retrying.",
+        ),
+    ] = 60.0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", envvar="TOOLKIT_HTTP_JOBS", help="Concurrent requests.")
+    ] = 8,
+) -> int:
+    """Resolve the newest Python, pip and get-pip for each line and update versions.json."""
+    from toolkit.bump import plan_bump, resolve_updates, write_bump
+    from toolkit.errors import ConfigError
+    from toolkit.sources import HttpClient, NetworkPolicy, Sources
+    from toolkit.versions import load_versions
+
+    sources = Sources(
+        python_ftp_url=python_ftp_url,
+        pypi_url=pypi_url,
+        github_api_url=github_api_url,
+        github_url=github_url,
+    )
+    if retries < 0:
+        raise ConfigError(f"--retries {retries}: must be 0 or more", hint="use e.g. --retries 3")
+    policy = NetworkPolicy(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        attempts=retries + 1,
+        backoff=backoff,
+        retry_time=retry_time,
+        workers=jobs,
+    )
+    current = load_versions(versions)
+    old_text = versions.read_text(encoding="utf-8")
+    with HttpClient(policy) as client:
+        updates = resolve_updates(
+            current,
+            lines=lines or [],
+            add=add or [],
+            sources=sources,
+            fetcher=client,
+            workers=policy.workers,
+        )
+    plan = plan_bump(versions, old_text, updates)
+
+    states = []
+    if plan.changed and not no_render:
+        from toolkit.matrix import build_matrix
+        from toolkit.render import Change, plan_render, template_environment
+
+        every = build_matrix(plan.versions)
+        states = [
+            s
+            for s in plan_render(template_environment(templates), out, every, every)
+            if s.change is not Change.UNCHANGED
+        ]
+
+    written = False
+    if plan.changed and not dry_run:
+        write_bump(plan, out, states)
+        written = True
+
+    if as_json:
+        typer.echo(json.dumps(plan.record(written=written), indent=2))
+    else:
+        sys.stdout.write(plan.diff())
+        for state in states:
+            sys.stdout.write(state.diff(out))
+        for update in plan.updates:
+            typer.echo(update.summary())
+    for note in plan.notes():
+        typer.echo(f"note: {note}", err=True)
+    if not plan.changed:
+        typer.echo(f"{versions}: up to date, nothing written", err=True)
+    elif dry_run:
+        typer.echo(f"dry run: {versions} and {out} not written", err=True)
+    elif no_render:
+        typer.echo(f"{versions} updated; now run: toolkit render", err=True)
+    else:
+        typer.echo(f"{versions} updated; {len(states)} Dockerfile(s) changed under {out}", err=True)
+    return 0
+
+
 def _report(exc: ToolkitError) -> None:
     message = exc.one_line()
     if os.environ.get("GITHUB_ACTIONS") == "true":

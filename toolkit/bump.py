@@ -1,0 +1,690 @@
+"""Bumping versions.json: the newest Python, pip and get-pip for each line, from their sources.
+
+The parsers and the selection rules are pure functions over the documents the sources publish
+(python.org's directory index, PyPI's JSON, GitHub's commits JSON). ``resolve_updates`` drives
+them with a Fetcher passed in, fetching independent URLs concurrently; ``plan_bump`` turns the
+result into the new text of versions.json, validated, without writing anything.
+
+Selection rules:
+- A Python version counts only when its Windows installer ``python-<version>-amd64.exe`` is listed
+  in its release folder. Versions listed without one (by their source tarball) are passed over:
+  one final passed over is "not yet published"; two or more mean the line has ended for Windows
+  (python.org ships no installers for security-only releases).
+- A plain line (``3.8``) takes finals only; a ``-rc`` line takes pre-releases, and once a final of
+  its line has an installer it is reported ("rename the line"), not changed.
+- pip: the newest final release with a file that is not yanked and whose ``requires_python``
+  admits the line's Python version.
+- get-pip: the newest commit of pypa/get-pip; the path is the first that exists at that commit of
+  ``public/<X.Y>/get-pip.py``, ``public/get-pip.py``, ``get-pip.py``. When the pinned commit is
+  already the newest, the pinned URL and sha256 are kept (the URL is immutable).
+- Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from toolkit.errors import ConfigError, SourceError
+from toolkit.render import Change, FileState, apply_render, write_files
+from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url
+from toolkit.versions import (
+    GET_PIP_URL_RE,
+    LINE_RE,
+    PythonLine,
+    VersionsFile,
+    dump_versions,
+    parse_versions,
+)
+
+FOLDER_RE = re.compile(r"^(?P<release>[0-9]+\.[0-9]+\.[0-9]+)/$")
+_VERSION = r"[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?"
+INSTALLER_RE = re.compile(rf"^python-(?P<version>{_VERSION})-amd64\.exe$")
+TARBALL_RE = re.compile(rf"^Python-(?P<version>{_VERSION})\.(?:tgz|tar\.xz)$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+# --- python.org directory index -------------------------------------------------------------
+
+
+class _AnchorCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        for name, value in attrs:
+            if name == "href" and value:
+                self.hrefs.append(value)
+
+
+def parse_directory_index(html: str) -> list[str]:
+    """The entry names of an autoindex page: ``3.8.0/`` for folders, ``python-3.8.0-amd64.exe``.
+
+    Absolute links keep their last path segment; parent links, query and fragment links are
+    dropped. Malformed HTML yields the entries found before the damage, never an exception.
+    """
+    parser = _AnchorCollector()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError, IndexError):  # html.parser on hostile markup
+        pass
+    names: list[str] = []
+    for href in parser.hrefs:
+        try:
+            path = urlsplit(href.strip()).path
+        except ValueError:
+            continue
+        is_folder = path.endswith("/")
+        segments = [s for s in path.split("/") if s]
+        if not segments:
+            continue
+        name = unquote(segments[-1])
+        if name in (".", "..") or "/" in name:
+            continue
+        names.append(name + "/" if is_folder else name)
+    return names
+
+
+def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
+    """Release folders (``3.8.0/``) of the line ``major.minor``, newest first."""
+    found = set()
+    for entry in entries:
+        match = FOLDER_RE.match(entry)
+        if match is None:
+            continue
+        version = Version(match["release"])
+        if version.release[:2] == (major, minor):
+            found.add(version)
+    return sorted(found, reverse=True)
+
+
+def installer_versions(entries: Sequence[str]) -> set[Version]:
+    """Versions whose Windows installer (``python-<v>-amd64.exe``) is listed."""
+    return {Version(m["version"]) for e in entries if (m := INSTALLER_RE.match(e))}
+
+
+def listed_versions(entries: Sequence[str]) -> set[Version]:
+    """Versions a folder shows at all: by installer or by source tarball."""
+    tarballs = {Version(m["version"]) for e in entries if (m := TARBALL_RE.match(e))}
+    return tarballs | installer_versions(entries)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineName:
+    name: str
+    major: int
+    minor: int
+    rc: bool
+
+    @classmethod
+    def parse(cls, name: str) -> LineName:
+        match = LINE_RE.match(name)
+        if match is None:
+            raise ConfigError(f"{name!r} is not a Python line", hint='name it "X.Y" or "X.Y-rc"')
+        return cls(
+            name=name, major=int(match["major"]), minor=int(match["minor"]), rc=bool(match["rc"])
+        )
+
+    @property
+    def major_minor(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonChoice:
+    """The newest version of a line with a Windows installer, and what was passed over."""
+
+    line: LineName
+    version: Version | None
+    skipped: tuple[Version, ...] = ()
+    final_out: Version | None = None
+
+    @property
+    def release(self) -> str | None:
+        return None if self.version is None else self.version.base_version
+
+    def notes(self) -> list[str]:
+        notes: list[str] = []
+        finals = [v for v in self.skipped if not v.is_prerelease]
+        if len(finals) >= 2:
+            newest, oldest = finals[0], finals[-1]
+            staying = f"newest with one is {self.version}" if self.version else "none has one"
+            notes.append(
+                f"{self.line.name}: the line has ended for Windows: {oldest} to {newest} "
+                f"({len(finals)} releases) have no Windows installer; {staying}"
+            )
+        elif self.skipped:
+            listed = ", ".join(str(v) for v in self.skipped)
+            notes.append(
+                f"{self.line.name}: no Windows installer yet for {listed}; not bumping to it"
+            )
+        if self.final_out is not None:
+            notes.append(
+                f"{self.line.name}: {self.final_out} is final; rename the line to {self.line.major_minor}"
+            )
+        return notes
+
+
+def select_python(
+    line: LineName, folders: Sequence[Version], list_folder: Callable[[Version], Sequence[str]]
+) -> PythonChoice:
+    """Walk the line's release folders newest first until a version with an installer is found.
+
+    ``folders`` come from the top index (newest first); ``list_folder`` returns a folder's entries.
+    """
+    skipped: list[Version] = []
+    for folder in folders:
+        entries = list_folder(folder)
+        installers = installer_versions(entries)
+        in_folder = sorted(
+            (v for v in listed_versions(entries) if Version(v.base_version) == folder),
+            reverse=True,
+        )
+        for version in in_folder:
+            if version.is_prerelease and not line.rc:
+                continue
+            if version not in installers:
+                skipped.append(version)
+                continue
+            final_out = None
+            if line.rc and (not version.is_prerelease or version.release[2] > 0):
+                final_out = (
+                    version if not version.is_prerelease else Version(f"{line.major_minor}.0")
+                )
+            return PythonChoice(
+                line=line, version=version, skipped=tuple(skipped), final_out=final_out
+            )
+    return PythonChoice(line=line, version=None, skipped=tuple(skipped))
+
+
+# --- PyPI -----------------------------------------------------------------------------------
+
+
+def select_pip(document: Any, python_version: str, *, source: str) -> str:
+    """The newest final pip with a non-yanked file whose requires_python admits ``python_version``.
+
+    ``document`` is PyPI's JSON for pip (``<pypi>/pip/json``); ``source`` names it in errors.
+    """
+    releases = document.get("releases") if isinstance(document, dict) else None
+    if not isinstance(releases, dict):
+        raise SourceError(
+            f"{source}: no 'releases' object in the answer", hint="is this PyPI's JSON API?"
+        )
+    python = Version(python_version)
+    admitted: list[Version] = []
+    for raw_version, files in releases.items():
+        try:
+            version = Version(raw_version)
+        except InvalidVersion:
+            continue
+        if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
+            continue
+        if any(_file_admits(f, python) for f in files):
+            admitted.append(version)
+    if not admitted:
+        raise SourceError(
+            f"{source}: no pip release admits Python {python_version}",
+            hint="check requires_python on PyPI or the mirror",
+        )
+    return str(max(admitted))
+
+
+def _file_admits(file: object, python: Version) -> bool:
+    if not isinstance(file, dict) or file.get("yanked") is True:
+        return False
+    spec = file.get("requires_python")
+    if spec is None or spec == "":
+        return True
+    if not isinstance(spec, str):
+        return False
+    try:
+        return SpecifierSet(spec).contains(python, prereleases=True)
+    except InvalidSpecifier:
+        return False  # cannot tell: do not pick it
+
+
+# --- GitHub ---------------------------------------------------------------------------------
+
+
+def newest_commit(document: Any, *, source: str) -> str:
+    """The sha of the first commit in GitHub's commits JSON (newest first)."""
+    if isinstance(document, list) and document and isinstance(document[0], dict):
+        sha = document[0].get("sha")
+        if isinstance(sha, str) and COMMIT_RE.match(sha):
+            return sha
+    raise SourceError(
+        f"{source}: no commit sha in the answer", hint="is this GitHub's commits API?"
+    )
+
+
+def get_pip_paths(line: LineName) -> list[str]:
+    """Where get-pip.py for ``line`` may live in pypa/get-pip, in the order they are tried."""
+    return [f"public/{line.major_minor}/get-pip.py", "public/get-pip.py", "get-pip.py"]
+
+
+# --- the update of one line -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineUpdate:
+    """Old and new pinned values of one line; ``old_*`` are None for a line being added."""
+
+    line: str
+    added: bool
+    old_version: str | None
+    new_version: str
+    old_pip: str | None
+    new_pip: str
+    old_get_pip_url: str | None
+    new_get_pip_url: str
+    old_get_pip_sha256: str | None
+    new_get_pip_sha256: str
+    old_windows_sha256: str | None
+    new_windows_sha256: str | None
+    variants: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.added or (
+            (self.old_version, self.old_pip, self.old_get_pip_url, self.old_get_pip_sha256)
+            != (self.new_version, self.new_pip, self.new_get_pip_url, self.new_get_pip_sha256)
+            or self.old_windows_sha256 != self.new_windows_sha256
+        )
+
+    def summary(self) -> str:
+        """``3.8-rc: 3.8.0rc1 -> 3.8.0rc2, pip 19.2.3 -> 19.3``."""
+        if self.added:
+            return (
+                f"{self.line}: added at {self.new_version}, pip {self.new_pip}, "
+                f"get-pip {_commit_of(self.new_get_pip_url)[:7]}"
+            )
+        if not self.changed:
+            return f"{self.line}: up to date ({self.new_version}, pip {self.new_pip})"
+        parts = [
+            f"{self.line}: {self.old_version} -> {self.new_version}"
+            if self.old_version != self.new_version
+            else f"{self.line}: {self.new_version}"
+        ]
+        if self.old_pip != self.new_pip:
+            parts.append(f"pip {self.old_pip} -> {self.new_pip}")
+        if self.old_get_pip_url != self.new_get_pip_url:
+            old = _commit_of(self.old_get_pip_url or "")[:7]
+            parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url)[:7]}")
+        elif self.old_get_pip_sha256 != self.new_get_pip_sha256:
+            parts.append("get-pip sha256 updated")
+        if self.old_windows_sha256 != self.new_windows_sha256:
+            parts.append(
+                "installer sha256 added"
+                if self.old_windows_sha256 is None
+                else "installer sha256 updated"
+            )
+        return ", ".join(parts)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON form printed by ``toolkit bump --json``."""
+        return {
+            "line": self.line,
+            "added": self.added,
+            "changed": self.changed,
+            "python": {"old": self.old_version, "new": self.new_version},
+            "pip": {"old": self.old_pip, "new": self.new_pip},
+            "get_pip": {
+                "old": {"url": self.old_get_pip_url, "sha256": self.old_get_pip_sha256},
+                "new": {"url": self.new_get_pip_url, "sha256": self.new_get_pip_sha256},
+            },
+            "windows_sha256": {"old": self.old_windows_sha256, "new": self.new_windows_sha256},
+            "notes": list(self.notes),
+        }
+
+
+def _commit_of(url: str) -> str:
+    match = GET_PIP_URL_RE.match(url)
+    return match["commit"] if match else "?"
+
+
+class _Memo:
+    """Compute each key once across threads; later callers wait for the first one's result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[str, Future[Any]] = {}
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._futures[key] = future
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Shared:
+    """The documents every line needs, fetched once."""
+
+    sources: Sources
+    fetcher: Fetcher
+    top_entries: list[str]
+    pip_document: Any
+    commit: str
+    memo: _Memo = field(default_factory=_Memo)
+
+    def folder(self, release: Version) -> list[str]:
+        url = self.sources.ftp_folder(str(release))
+        result: list[str] = self.memo.get(
+            url, lambda: parse_directory_index(self.fetcher.get_text(url))
+        )
+        return result
+
+    def sha256(self, url: str) -> str | None:
+        """sha256 of the body at ``url``, or None when the source has no such file (404)."""
+
+        def compute() -> str | None:
+            try:
+                return self.fetcher.hash(url).sha256
+            except SourceNotFound:
+                return None
+
+        result: str | None = self.memo.get(url, compute)
+        return result
+
+
+def _resolve_line(
+    shared: _Shared, name: str, current: PythonLine | None, variants: tuple[str, ...]
+) -> LineUpdate:
+    line = LineName.parse(name)
+    sources = shared.sources
+    folders = release_folders(shared.top_entries, line.major, line.minor)
+    choice = select_python(line, folders, shared.folder)
+    notes = choice.notes()
+
+    old_version = current.version if current else None
+    new_version = old_version
+    if choice.version is None:
+        if current is None:
+            kind = "pre-release or final" if line.rc else "final"
+            hint = "" if line.rc else f"; try --add {line.major_minor}-rc"
+            raise SourceError(
+                f"{sources.ftp_index()}: no {kind} {line.major_minor} release with a Windows "
+                f"installer (python-<version>-amd64.exe)",
+                hint=f"wait for the installer{hint}",
+            )
+        notes.append(
+            f"{name}: no {line.major_minor} release with a Windows installer found; "
+            "the line is left as it is"
+        )
+        return _unchanged(current, notes)
+    if choice.final_out is not None:
+        if current is None:
+            raise SourceError(
+                f"{sources.ftp_index()}: {choice.final_out} is final",
+                hint=f"add the line {line.major_minor} instead of {name}",
+            )
+        return _unchanged(current, notes)  # reported, not silently changed
+    if current is not None and choice.version < Version(current.version):
+        notes.append(
+            f"{name}: the source's newest is {choice.version}, older than {current.version}; kept"
+        )
+    else:
+        new_version = str(choice.version)
+    assert new_version is not None
+
+    # The installer's checksum: recomputed when the version changes, filled in when missing.
+    old_windows = current.windows_sha256 if current else None
+    new_windows = old_windows
+    if current is None or new_version != current.version or old_windows is None:
+        release = Version(new_version).base_version
+        installer_url = sources.installer(release, new_version)
+        new_windows = shared.sha256(installer_url)
+        if new_windows is None:
+            raise SourceError(
+                f"{installer_url}: HTTP 404 although the folder lists it",
+                hint="the mirror may be syncing; try again later",
+            )
+
+    new_pip = select_pip(shared.pip_document, new_version, source=sources.pip_json())
+    old_pip = current.pip_version if current else None
+    if old_pip is not None and Version(new_pip) < Version(old_pip):
+        notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
+        new_pip = old_pip
+
+    old_url = current.get_pip_url if current else None
+    old_sha = current.get_pip_sha256 if current else None
+    if old_url is not None and old_sha is not None and _commit_of(old_url) == shared.commit:
+        new_url, new_sha = old_url, old_sha  # same commit, same immutable file
+    else:
+        new_url, new_sha = _resolve_get_pip(shared, line)
+
+    return LineUpdate(
+        line=name,
+        added=current is None,
+        old_version=old_version,
+        new_version=new_version,
+        old_pip=old_pip,
+        new_pip=new_pip,
+        old_get_pip_url=old_url,
+        new_get_pip_url=new_url,
+        old_get_pip_sha256=old_sha,
+        new_get_pip_sha256=new_sha,
+        old_windows_sha256=old_windows,
+        new_windows_sha256=new_windows,
+        variants=variants,
+        notes=tuple(notes),
+    )
+
+
+def _unchanged(current: PythonLine, notes: Sequence[str]) -> LineUpdate:
+    return LineUpdate(
+        line=current.name,
+        added=False,
+        old_version=current.version,
+        new_version=current.version,
+        old_pip=current.pip_version,
+        new_pip=current.pip_version,
+        old_get_pip_url=current.get_pip_url,
+        new_get_pip_url=current.get_pip_url,
+        old_get_pip_sha256=current.get_pip_sha256,
+        new_get_pip_sha256=current.get_pip_sha256,
+        old_windows_sha256=current.windows_sha256,
+        new_windows_sha256=current.windows_sha256,
+        notes=tuple(notes),
+    )
+
+
+def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
+    tried = []
+    for path in get_pip_paths(line):
+        url = shared.sources.get_pip_raw(shared.commit, path)
+        tried.append(url)
+        sha = shared.sha256(url)
+        if sha is not None:
+            return pinned_get_pip_url(shared.commit, path), sha
+    raise SourceError(
+        f"{tried[0]}: get-pip.py for Python {line.major_minor} not found at commit "
+        f"{shared.commit} (also tried {', '.join(tried[1:])})",
+        hint="check TOOLKIT_GITHUB_URL or pin get-pip by hand",
+    )
+
+
+def resolve_updates(
+    current: VersionsFile,
+    *,
+    lines: Sequence[str],
+    add: Sequence[str],
+    sources: Sources,
+    fetcher: Fetcher,
+    workers: int = 8,
+) -> list[LineUpdate]:
+    """The update of each named line (all when none and nothing is added), and of each added one.
+
+    Raises ConfigError for unknown or duplicate line names, SourceError for any source failure.
+    """
+    existing = {line.name: line for line in current.lines}
+    for name in lines:
+        if name not in existing:
+            close = difflib.get_close_matches(name, list(existing), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "add it with --add " + name
+            raise ConfigError(f"{current.path}: no line {name!r}", hint=hint)
+    for name in add:
+        LineName.parse(name)
+        if name in existing:
+            raise ConfigError(
+                f"{current.path}: line {name!r} already exists",
+                hint=f"bump it: toolkit bump {name}",
+            )
+    if len(set(add)) != len(add):
+        raise ConfigError("--add names a line twice", hint="name each new line once")
+    targets = list(dict.fromkeys(lines)) if (lines or add) else list(existing)
+
+    variants: tuple[str, ...] = ()
+    if add:
+        newest = max(current.lines, key=lambda x: (Version(x.version), not x.is_rc))
+        variants = tuple(v.name for v in newest.variants)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bump") as pool:
+        top = pool.submit(fetcher.get_text, sources.ftp_index())
+        pip = pool.submit(fetcher.get_json, sources.pip_json())
+        commits = pool.submit(fetcher.get_json, sources.get_pip_commits())
+        shared = _Shared(
+            sources=sources,
+            fetcher=fetcher,
+            top_entries=parse_directory_index(top.result()),
+            pip_document=pip.result(),
+            commit=newest_commit(commits.result(), source=sources.get_pip_commits()),
+        )
+        jobs = [
+            pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets
+        ] + [pool.submit(_resolve_line, shared, name, None, variants) for name in add]
+        return [job.result() for job in jobs]
+
+
+# --- the new versions.json ------------------------------------------------------------------
+
+
+def apply_updates(data: dict[str, Any], updates: Sequence[LineUpdate]) -> dict[str, Any]:
+    """A copy of the raw versions.json data with the updates applied, key order kept.
+
+    Added lines go before the first line of an older Python, else at the end.
+    """
+    new = copy.deepcopy(data)
+    for update in updates:
+        if update.added:
+            continue
+        entry = new[update.line]
+        entry["version"] = update.new_version
+        entry["pip"]["version"] = update.new_pip
+        entry["get-pip"]["url"] = update.new_get_pip_url
+        entry["get-pip"]["sha256"] = update.new_get_pip_sha256
+        if update.new_windows_sha256 is not None:
+            entry.setdefault("checksums", {}).setdefault("windows", {})
+            entry["checksums"]["windows"]["sha256"] = update.new_windows_sha256
+    for update in (u for u in updates if u.added):
+        body: dict[str, Any] = {
+            "version": update.new_version,
+            "pip": {"version": update.new_pip},
+            "get-pip": {"url": update.new_get_pip_url, "sha256": update.new_get_pip_sha256},
+            "variants": list(update.variants),
+        }
+        if update.new_windows_sha256 is not None:
+            body["checksums"] = {"windows": {"sha256": update.new_windows_sha256}}
+        key = LineName.parse(update.line)
+        items = list(new.items())
+        at = len(items)
+        for i, (name, _entry) in enumerate(items):
+            other = LineName.parse(name)
+            if (other.major, other.minor) < (key.major, key.minor):
+                at = i
+                break
+        items.insert(at, (update.line, body))
+        new = dict(items)
+    return new
+
+
+@dataclass(frozen=True, kw_only=True)
+class BumpPlan:
+    """What a bump would write: the old and new text of versions.json and the validated model."""
+
+    path: Path
+    old_text: str
+    new_text: str
+    versions: VersionsFile
+    updates: tuple[LineUpdate, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.old_text != self.new_text
+
+    def diff(self) -> str:
+        name = self.path.name
+        return "".join(
+            difflib.unified_diff(
+                self.old_text.splitlines(keepends=True),
+                self.new_text.splitlines(keepends=True),
+                f"a/{name}",
+                f"b/{name}",
+            )
+        )
+
+    def notes(self) -> list[str]:
+        return [note for update in self.updates for note in update.notes]
+
+    def record(self, *, written: bool) -> dict[str, Any]:
+        return {
+            "versions": str(self.path),
+            "changed": self.changed,
+            "written": written,
+            "lines": [u.record() for u in self.updates],
+        }
+
+
+def plan_bump(path: Path, old_text: str, updates: Sequence[LineUpdate]) -> BumpPlan:
+    """The new versions.json text for ``updates``, validated like any loaded file."""
+    data = json.loads(old_text)
+    new_text = dump_versions(apply_updates(data, updates)) if updates else old_text
+    if all(not u.changed for u in updates):
+        new_text = old_text  # nothing to do: leave the file byte for byte
+    versions = parse_versions(new_text, path)
+    return BumpPlan(
+        path=path, old_text=old_text, new_text=new_text, versions=versions, updates=tuple(updates)
+    )
+
+
+def write_bump(plan: BumpPlan, out: Path, states: Sequence[FileState]) -> None:
+    """Write versions.json and the re-rendered Dockerfiles as one staged step.
+
+    Every new text is staged beside its target before any target is replaced, so a failure while
+    writing (a full disk) leaves versions.json and the Dockerfiles as they were. Stale
+    Dockerfiles are removed last.
+    """
+    files = [(plan.path, plan.new_text)]
+    files += [
+        (s.path, s.new)
+        for s in states
+        if s.change in (Change.CHANGED, Change.MISSING) and s.new is not None
+    ]
+    write_files(files)
+    apply_render(out, [s for s in states if s.change is Change.STALE])

@@ -1,0 +1,327 @@
+"""HTTP access to the upstream sources of a bump: python.org, PyPI and GitHub, or their mirrors.
+
+Every request has a timeout. Connection errors, timeouts, truncated bodies and 5xx answers are
+retried with exponential backoff, bounded both by a number of attempts and by a total time per
+URL; 4xx answers are never retried. Downloads are hashed while they stream, and a body shorter or
+longer than its Content-Length is an error. Every failure is a SourceError naming the URL and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from toolkit.errors import ConfigError, SourceError
+
+DEFAULT_PYTHON_FTP_URL = "https://www.python.org/ftp/python/"
+DEFAULT_PYPI_URL = "https://pypi.org/pypi/"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+DEFAULT_GITHUB_URL = "https://github.com"
+
+GET_PIP_REPO = "pypa/get-pip"
+USER_AGENT = "windows-python-images-toolkit (toolkit bump)"
+CHUNK = 64 * 1024
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+def _base(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    """Where the bump reads from. Defaults are the public hosts; each may point at a mirror."""
+
+    python_ftp_url: str = DEFAULT_PYTHON_FTP_URL
+    pypi_url: str = DEFAULT_PYPI_URL
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_url: str = DEFAULT_GITHUB_URL
+
+    def __post_init__(self) -> None:
+        for name in ("python_ftp_url", "pypi_url", "github_api_url", "github_url"):
+            value = getattr(self, name)
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                env = "TOOLKIT_" + name.upper()
+                raise ConfigError(
+                    f"{env}: {value!r} is not an http(s) URL",
+                    hint=f"set {env} to e.g. {getattr(Sources, name)}",
+                )
+
+    def ftp_index(self) -> str:
+        return _base(self.python_ftp_url)
+
+    def ftp_folder(self, release: str) -> str:
+        return f"{_base(self.python_ftp_url)}{release}/"
+
+    def installer(self, release: str, version: str) -> str:
+        return f"{self.ftp_folder(release)}python-{version}-amd64.exe"
+
+    def pip_json(self) -> str:
+        return f"{_base(self.pypi_url)}pip/json"
+
+    def get_pip_commits(self) -> str:
+        return f"{_base(self.github_api_url)}repos/{GET_PIP_REPO}/commits?per_page=1"
+
+    def get_pip_raw(self, commit: str, path: str) -> str:
+        return f"{_base(self.github_url)}{GET_PIP_REPO}/raw/{commit}/{path}"
+
+
+def pinned_get_pip_url(commit: str, path: str) -> str:
+    """The URL written into versions.json: always the public host, whatever mirror served it."""
+    return f"{DEFAULT_GITHUB_URL}/{GET_PIP_REPO}/raw/{commit}/{path}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkPolicy:
+    """Timeouts (seconds), retry bounds and the number of concurrent fetches."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    attempts: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    retry_time: float = 60.0
+    workers: int = 8
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError(
+                "retries: at least one attempt is needed", hint="use --retries 0 or more"
+            )
+        if min(self.connect_timeout, self.read_timeout) <= 0:
+            raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
+        if self.backoff < 0 or self.retry_time < 0:
+            raise ConfigError("backoff and retry time must not be negative", hint="use e.g. 0.5")
+        if self.workers < 1:
+            raise ConfigError("jobs: at least one is needed", hint="use e.g. --jobs 8")
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before attempt ``attempt + 1`` (attempt counts from 1)."""
+        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Download:
+    """A body fetched and hashed while streaming."""
+
+    url: str
+    sha256: str
+    size: int
+
+
+class SourceNotFound(SourceError):
+    """The source answered 404 (or 410): the document does not exist there. Never retried."""
+
+
+class Fetcher(Protocol):
+    """What a bump needs from the network; HttpClient is the real one."""
+
+    def get_text(self, url: str) -> str: ...
+
+    def get_json(self, url: str) -> Any: ...
+
+    def hash(self, url: str) -> Download: ...
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; its text says why."""
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    bytes: int = 0
+
+
+class HttpClient:
+    """A requests-based Fetcher, safe to share between threads (one session per thread)."""
+
+    def __init__(
+        self,
+        policy: NetworkPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self.counters = Counters()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            # Hash exactly the bytes the server stores: no transfer compression.
+            session.headers["Accept-Encoding"] = "identity"
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def get_text(self, url: str) -> str:
+        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body.decode("latin-1")
+
+    def get_json(self, url: str) -> Any:
+        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(
+                f"{url}: the answer is not JSON ({exc})", hint="check the source URL or the mirror"
+            ) from None
+
+    def hash(self, url: str) -> Download:
+        def consume(resp: requests.Response) -> Download:
+            digest = hashlib.sha256()
+            size = _stream(resp, url, digest.update, limit=None)
+            return Download(url=url, sha256=digest.hexdigest(), size=size)
+
+        return self._fetch(url, consume)
+
+    def _fetch(self, url: str, consume: Callable[[requests.Response], T]) -> T:
+        policy = self.policy
+        deadline = self._clock() + policy.retry_time
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(url, consume)
+            except _Retryable as exc:
+                why = str(exc)
+            delay = policy.delay(attempt)
+            if attempt >= policy.attempts or self._clock() + delay > deadline:
+                tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                raise SourceError(
+                    f"{url}: {why} (gave up after {tries})",
+                    hint="check the network, or point TOOLKIT_*_URL at a mirror",
+                )
+            self._sleep(delay)
+
+    def _attempt(self, url: str, consume: Callable[[requests.Response], T]) -> T:
+        policy = self.policy
+        with self._lock:
+            self.counters.requests += 1
+        try:
+            resp = self._session().get(
+                url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
+            )
+        except requests.Timeout:
+            raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
+        except requests.ConnectionError as exc:
+            raise _Retryable(f"connection failed: {_reason(exc)}") from None
+        except requests.RequestException as exc:  # invalid URL, too many redirects, ...
+            raise SourceError(f"{url}: {_reason(exc)}", hint="check the source URL") from None
+        with resp:
+            status = resp.status_code
+            if status >= 500:
+                raise _Retryable(f"HTTP {status} {resp.reason}")
+            if status in (404, 410):
+                raise SourceNotFound(
+                    f"{url}: HTTP {status} {resp.reason}", hint="check the source URL or the mirror"
+                )
+            if status >= 400:
+                raise SourceError(
+                    f"{url}: HTTP {status} {resp.reason}",
+                    hint="not retried; check the source URL, the mirror or a rate limit",
+                )
+            if status >= 300:
+                raise SourceError(
+                    f"{url}: HTTP {status} {resp.reason} without a usable redirect",
+                    hint="check the source URL",
+                )
+            try:
+                result = consume(resp)
+            except requests.Timeout:
+                raise _Retryable(
+                    f"timed out reading the body (timeout {policy.read_timeout:g}s)"
+                ) from None
+            except requests.RequestException as exc:
+                raise _Retryable(f"connection broken while reading: {_reason(exc)}") from None
+        return result
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful message of a requests/urllib3 exception chain, on one line."""
+    text = str(exc)
+    while exc.args and isinstance(exc.args[0], BaseException):
+        exc = exc.args[0]
+        text = str(exc) or text
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException) and str(reason):
+        text = str(reason)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _expected_length(resp: requests.Response) -> int | None:
+    encoding = resp.headers.get("Content-Encoding", "identity").lower()
+    raw = resp.headers.get("Content-Length")
+    if raw is None or encoding != "identity":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _stream(
+    resp: requests.Response, url: str, sink: Callable[[bytes], object], *, limit: int | None
+) -> int:
+    """Feed the body to ``sink`` chunk by chunk; check its length against Content-Length."""
+    expected = _expected_length(resp)
+    got = 0
+    try:
+        for chunk in resp.iter_content(chunk_size=CHUNK):
+            got += len(chunk)
+            if limit is not None and got > limit:
+                raise SourceError(
+                    f"{url}: the answer is larger than {limit} bytes", hint="check the source URL"
+                )
+            sink(chunk)
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        if expected is not None and got < expected:
+            raise _Retryable(
+                f"truncated body: received {got} of {expected} bytes (Content-Length)"
+            ) from None
+        raise _Retryable(f"connection broken while reading: {_reason(exc)}") from None
+    if expected is not None and got != expected:
+        raise _Retryable(f"truncated body: received {got} of {expected} bytes (Content-Length)")
+    return got
+
+
+def _read(resp: requests.Response, url: str, *, limit: int) -> bytes:
+    parts: list[bytes] = []
+    _stream(resp, url, parts.append, limit=limit)
+    return b"".join(parts)
