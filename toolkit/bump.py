@@ -227,7 +227,9 @@ def select_pip(document: Any, python_version: str, *, source: str) -> str:
         raise SourceError(
             f"{source}: no 'releases' object in the answer", hint="is this PyPI's JSON API?"
         )
-    python = Version(python_version)
+    # pip compares requires_python with sys.version_info[:3], which has no pre-release tag:
+    # 3.9.0a1 counts as 3.9.0 (and so satisfies ">=3.9").
+    python = Version(Version(python_version).base_version)
     admitted: list[Version] = []
     for raw_version, files in releases.items():
         try:

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from toolkit.errors import ConfigError, SourceError
 
@@ -311,6 +312,7 @@ def _stream(
                 )
             sink(chunk)
     except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        got = max(got, _bytes_read(exc))
         if expected is not None and got < expected:
             raise _Retryable(
                 f"truncated body: received {got} of {expected} bytes (Content-Length)"
@@ -319,6 +321,21 @@ def _stream(
     if expected is not None and got != expected:
         raise _Retryable(f"truncated body: received {got} of {expected} bytes (Content-Length)")
     return got
+
+
+def _bytes_read(exc: BaseException) -> int:
+    """Body bytes urllib3 had read when the transfer broke (its buffered chunk is lost)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.IncompleteRead) and isinstance(item.partial, int):
+            return item.partial
+        todo.extend([*item.args, item.__cause__, item.__context__])
+    return 0
 
 
 def _read(resp: requests.Response, url: str, *, limit: int) -> bytes:

@@ -1,0 +1,390 @@
+"""The bump's parsers, selection rules and HTTP client, in process, against a real local server."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from tests.bump_upstream import (
+    FIXTURES,
+    GET_PIP,
+    Upstream,
+    autoindex,
+    commits_document,
+    pypi_document,
+    running,
+    sha256,
+)
+from toolkit.bump import (
+    LineName,
+    apply_updates,
+    get_pip_paths,
+    installer_versions,
+    newest_commit,
+    parse_directory_index,
+    release_folders,
+    select_pip,
+    select_python,
+)
+from toolkit.errors import ConfigError, SourceError
+from toolkit.sources import HttpClient, NetworkPolicy, SourceNotFound, Sources, pinned_get_pip_url
+
+FAST = NetworkPolicy(
+    connect_timeout=1.0, read_timeout=1.0, attempts=3, backoff=0.01, retry_time=5.0
+)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with running(Upstream()) as server:
+        yield server
+
+
+# --- directory index ------------------------------------------------------------------------
+
+
+def test_parses_python_org_folder_listing() -> None:
+    entries = parse_directory_index((FIXTURES / "python-ftp-3.8.0.html").read_text())
+    assert "../" not in entries
+    assert "python-3.8.0rc1-amd64.exe" in entries
+    # The link text is cut at 50 characters; the href is whole.
+    assert "python-3.8.0rc1-macosx10.9-installer-with-long-name.pkg" in entries
+    assert installer_versions(entries) == {Version("3.8.0b4"), Version("3.8.0rc1")}
+
+
+def test_release_folders_of_a_line_newest_first() -> None:
+    entries = parse_directory_index((FIXTURES / "python-ftp-index.html").read_text())
+    assert release_folders(entries, 3, 7) == [Version("3.7.5"), Version("3.7.4")]
+    assert release_folders(entries, 3, 8) == [Version("3.8.0")]  # not "3.8/"
+    assert release_folders(entries, 3, 1) == []  # 3.10.0 is not 3.1
+    assert release_folders(entries, 3, 10) == [Version("3.10.0")]
+
+
+def test_absolute_and_odd_links() -> None:
+    html = (
+        '<a href="/ftp/python/3.9.1/">x</a><a href="https://mirror.example/p/3.9.2/">y</a>'
+        '<a href="?C=M;O=A">sort</a><a href="#top">top</a><a href="python-3.9.1-amd64.exe?x=1">i</a>'
+        '<a href="3.9.3%2F">enc</a><A HREF="3.9.4/">upper</A><a>no href</a>'
+    )
+    assert parse_directory_index(html) == [
+        "3.9.1/",
+        "3.9.2/",
+        "python-3.9.1-amd64.exe",
+        "3.9.4/",
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_directory_parser_never_crashes_on_text(text: str) -> None:
+    for name in parse_directory_index(text):
+        assert name and "/" not in name.rstrip("/")
+
+
+HTML_BITS = st.sampled_from(
+    ["<a href=", '"', "'", ">", "</a>", "<", "<!", "<![", "<![CDATA[", "]]>", "<!--", "-->",
+     "<?", "&#", "&#x", "&amp;", ";", "/", "../", "3.8.0/", "python-3.8.0-amd64.exe", " ",
+     "<pre>", "</", "<a", "href", "=", "\x00", "\r\n", "<script>", "</script>", "<!DOCTYPE"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(HTML_BITS, st.text(max_size=5)), max_size=40))
+def test_directory_parser_never_crashes_on_markup_soup(bits: list[str]) -> None:
+    parse_directory_index("".join(bits))
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,70}", fullmatch=True).filter(
+    lambda n: n not in (".", "..")
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(NAMES, st.booleans()), max_size=20))
+def test_autoindex_round_trip(items: list[tuple[str, bool]]) -> None:
+    """Whatever nginx lists (names cut at 50 in the text), the parser gets every href back."""
+    entries = [
+        (name + "/" if folder else name, "14-Oct-2019 22:05", None) for name, folder in items
+    ]
+    page = autoindex("/ftp/python/", entries)
+    assert parse_directory_index(page) == [name for name, _d, _s in entries]
+
+
+# --- Python selection -----------------------------------------------------------------------
+
+
+def listing(*files: str) -> list[str]:
+    return parse_directory_index(autoindex("/x/", [(f, "01-Jan-2020 00:00", 1) for f in files]))
+
+
+def choose(name: str, folders: dict[str, list[str]]) -> Any:
+    line = LineName.parse(name)
+    ordered = sorted((Version(f) for f in folders), reverse=True)
+    return select_python(line, ordered, lambda v: folders[str(v)])
+
+
+def test_rc_line_takes_the_newest_pre_release_with_an_installer() -> None:
+    folders = {
+        "3.8.0": listing(
+            "python-3.8.0b4-amd64.exe", "python-3.8.0rc1-amd64.exe", "Python-3.8.0rc2.tgz"
+        )
+    }
+    choice = choose("3.8-rc", folders)
+    assert choice.version == Version("3.8.0rc1")
+    assert choice.skipped == (Version("3.8.0rc2"),)
+    assert choice.notes() == ["3.8-rc: no Windows installer yet for 3.8.0rc2; not bumping to it"]
+
+
+def test_plain_line_takes_finals_only() -> None:
+    folders = {
+        "3.8.2": listing("python-3.8.2rc1-amd64.exe", "Python-3.8.2rc1.tgz"),
+        "3.8.1": listing("python-3.8.1-amd64.exe", "python-3.8.1rc1-amd64.exe"),
+    }
+    choice = choose("3.8", folders)
+    assert choice.version == Version("3.8.1")
+    assert choice.skipped == ()
+    assert choice.notes() == []
+
+
+def test_rc_line_reports_its_final() -> None:
+    folders = {"3.8.0": listing("python-3.8.0rc1-amd64.exe", "python-3.8.0-amd64.exe")}
+    choice = choose("3.8-rc", folders)
+    assert choice.final_out == Version("3.8.0")
+    assert "3.8-rc: 3.8.0 is final; rename the line to 3.8" in choice.notes()
+
+
+def test_line_ended_for_windows() -> None:
+    folders = {f"3.8.{n}": listing(f"Python-3.8.{n}.tgz") for n in range(11, 15)}
+    folders["3.8.10"] = listing("Python-3.8.10.tgz", "python-3.8.10-amd64.exe")
+    choice = choose("3.8", folders)
+    assert choice.version == Version("3.8.10")
+    assert choice.notes() == [
+        "3.8: the line has ended for Windows: 3.8.11 to 3.8.14 (4 releases) have no Windows "
+        "installer; newest with one is 3.8.10"
+    ]
+
+
+PRE = st.tuples(st.sampled_from(["a", "b", "rc"]), st.integers(1, 5)).map(lambda t: f"{t[0]}{t[1]}")
+VERSIONS = st.lists(
+    st.tuples(st.integers(0, 3), st.one_of(st.just(""), PRE), st.booleans()), min_size=1
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VERSIONS)
+def test_selection_is_the_maximum_under_pep440(items: list[tuple[int, str, bool]]) -> None:
+    """a1 < b1 < rc1 < final: the pick is the newest eligible version with an installer."""
+    folders: dict[str, list[str]] = {}
+    for micro, pre, has_installer in items:
+        version = f"3.9.{micro}{pre}"
+        name = f"python-{version}-amd64.exe" if has_installer else f"Python-{version}.tgz"
+        folders.setdefault(f"3.9.{micro}", []).extend(listing(name))
+    with_installer = {Version(f"3.9.{m}{p}") for m, p, i in items if i}
+    finals = {v for v in with_installer if not v.is_prerelease}
+    assert choose("3.9", folders).version == (max(finals) if finals else None)
+    rc = choose("3.9-rc", folders)
+    # Walking newest folder first, the rc line stops at the newest folder with any installer.
+    if with_installer:
+        newest_folder = max(Version(v.base_version) for v in with_installer)
+        in_folder = {v for v in with_installer if Version(v.base_version) == newest_folder}
+        assert rc.version == max(in_folder)
+        assert (rc.final_out is None) == (
+            rc.version.is_prerelease and newest_folder.release[2] == 0
+        )
+    else:
+        assert rc.version is None
+
+
+@given(
+    st.lists(st.sampled_from(["3.8.0a1", "3.8.0a2", "3.8.0b1", "3.8.0rc1", "3.8.0rc2", "3.8.0"]))
+)
+def test_pep440_pre_release_order(names: list[str]) -> None:
+    order = ["3.8.0a1", "3.8.0a2", "3.8.0b1", "3.8.0rc1", "3.8.0rc2", "3.8.0"]
+    assert sorted(names, key=Version) == sorted(names, key=order.index)
+
+
+# --- pip and get-pip ------------------------------------------------------------------------
+
+
+def test_pip_skips_yanked_pre_releases_and_requires_python() -> None:
+    doc = pypi_document()
+    # 20.1 requires >=3.9; 19.3.1 is yanked; 20.0b1 is a pre-release.
+    assert select_pip(doc, "3.8.0rc2", source="pypi") == "19.3"
+    assert select_pip(doc, "3.9.0a1", source="pypi") == "20.1"
+    # requires_python ">=2.7,!=3.0.*,...,!=3.4.*" leaves 3.4 only the unconstrained 9.0.1.
+    assert select_pip(doc, "3.4.10", source="pypi") == "9.0.1"
+
+
+def test_pip_release_with_one_unyanked_file_counts() -> None:
+    doc = copy.deepcopy(pypi_document())
+    doc["releases"]["19.3.1"][1]["yanked"] = False
+    assert select_pip(doc, "3.8.0", source="pypi") == "19.3.1"
+
+
+def test_pip_bad_answers() -> None:
+    with pytest.raises(SourceError, match="pypi: no 'releases' object"):
+        select_pip({"info": {}}, "3.8.0", source="pypi")
+    with pytest.raises(SourceError, match="no pip release admits Python 2.6.9"):
+        select_pip(
+            {"releases": {"20.0": [{"requires_python": ">=3.5", "yanked": False}]}},
+            "2.6.9",
+            source="p",
+        )
+    doc = {"releases": {"20.0": [{"requires_python": "not a spec", "yanked": False}], "x y": []}}
+    with pytest.raises(SourceError):
+        select_pip(doc, "3.8.0", source="p")
+
+
+def test_newest_commit() -> None:
+    assert (
+        newest_commit(commits_document(), source="gh") == "b60e2320d9e8d02348525bd74e871e466afdf77c"
+    )
+    with pytest.raises(SourceError, match="gh: no commit sha"):
+        newest_commit({"message": "API rate limit exceeded"}, source="gh")
+
+
+def test_get_pip_paths_and_pinned_url() -> None:
+    assert get_pip_paths(LineName.parse("3.8-rc")) == [
+        "public/3.8/get-pip.py",
+        "public/get-pip.py",
+        "get-pip.py",
+    ]
+    mirror = Sources(github_url="http://127.0.0.1:9/gh/")
+    assert (
+        mirror.get_pip_raw("a" * 40, "get-pip.py")
+        == f"http://127.0.0.1:9/gh/pypa/get-pip/raw/{'a' * 40}/get-pip.py"
+    )
+    assert pinned_get_pip_url("a" * 40, "get-pip.py").startswith(
+        "https://github.com/pypa/get-pip/raw/"
+    )
+
+
+def test_sources_reject_non_http_urls() -> None:
+    with pytest.raises(ConfigError, match="TOOLKIT_PYPI_URL: 'file:///etc' is not an http"):
+        Sources(pypi_url="file:///etc")
+
+
+def test_line_names() -> None:
+    assert LineName.parse("3.10-rc").major_minor == "3.10"
+    with pytest.raises(ConfigError):
+        LineName.parse("3.10rc")
+
+
+def test_added_line_goes_before_older_lines() -> None:
+    from toolkit.bump import LineUpdate
+
+    data: dict[str, Any] = {"3.9": {"v": 1}, "3.8-rc": {"v": 2}}
+    update = LineUpdate(
+        line="3.10-rc", added=True, old_version=None, new_version="3.10.0a1", old_pip=None,
+        new_pip="20.1", old_get_pip_url=None, new_get_pip_url="u", old_get_pip_sha256=None,
+        new_get_pip_sha256="s", old_windows_sha256=None, new_windows_sha256="w",
+        variants=("windows/windowsservercore-1809",),
+    )  # fmt: skip
+    assert list(apply_updates(data, [update])) == ["3.10-rc", "3.9", "3.8-rc"]
+    assert list(apply_updates({"3.11": {}}, [update])) == ["3.11", "3.10-rc"]
+    assert data == {"3.9": {"v": 1}, "3.8-rc": {"v": 2}}  # the input is not modified
+
+
+# --- HTTP client ----------------------------------------------------------------------------
+
+
+def test_hash_streams_the_body(upstream: Upstream) -> None:
+    body = GET_PIP * 300  # several chunks
+    upstream.add("/f", body)
+    with HttpClient(FAST) as client:
+        got = client.hash(upstream.base + "/f")
+    assert got.sha256 == sha256(body)
+    assert got.size == len(body)
+
+
+def test_5xx_is_retried_then_succeeds(upstream: Upstream) -> None:
+    upstream.add("/j", b'{"ok": true}', fail_first=2, fail_status=503)
+    with HttpClient(FAST) as client:
+        assert client.get_json(upstream.base + "/j") == {"ok": True}
+    assert upstream.count("/j") == 3
+
+
+def test_5xx_retries_are_bounded(upstream: Upstream) -> None:
+    upstream.add("/j", b"{}", fail_first=99)
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.get_json(upstream.base + "/j")
+    assert upstream.count("/j") == 3
+    assert str(info.value).startswith(
+        f"{upstream.base}/j: HTTP 500 Internal Server Error (gave up after 3 attempts)"
+    )
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 410, 429])
+def test_4xx_is_never_retried(upstream: Upstream, status: int) -> None:
+    upstream.add("/x", b"no", status=status)
+    with HttpClient(FAST) as client, pytest.raises(SourceError, match=f"/x: HTTP {status}"):
+        client.get_text(upstream.base + "/x")
+    assert upstream.count("/x") == 1
+
+
+def test_404_is_not_found(upstream: Upstream) -> None:
+    with HttpClient(FAST) as client, pytest.raises(SourceNotFound):
+        client.hash(upstream.base + "/missing")
+    assert upstream.count("/missing") == 1
+
+
+def test_timeout_is_retried_and_reported(upstream: Upstream) -> None:
+    upstream.add("/slow", b"late", delay=1.0)
+    policy = NetworkPolicy(connect_timeout=0.2, read_timeout=0.2, attempts=2, backoff=0.01)
+    start = time.monotonic()
+    with (
+        HttpClient(policy) as client,
+        pytest.raises(SourceError, match=r"/slow: timed out .*after 2 attempts"),
+    ):
+        client.get_text(upstream.base + "/slow")
+    assert time.monotonic() - start < 1.5
+    assert upstream.count("/slow") <= 2  # the server logs an answer only once it has slept
+
+
+def test_truncated_body_is_an_error(upstream: Upstream) -> None:
+    upstream.add("/cut", b"x" * 10_000, truncate_to=4_000)
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.hash(upstream.base + "/cut")
+    assert "truncated body: received 4000 of 10000 bytes (Content-Length)" in str(info.value)
+    assert upstream.count("/cut") == 3  # a cut transfer is worth retrying
+
+
+def test_total_retry_time_bounds_attempts(upstream: Upstream) -> None:
+    upstream.add("/j", b"{}", fail_first=1000)
+    policy = NetworkPolicy(attempts=1000, backoff=0.05, max_backoff=0.1, retry_time=0.4)
+    start = time.monotonic()
+    with HttpClient(policy) as client, pytest.raises(SourceError, match="gave up after"):
+        client.get_json(upstream.base + "/j")
+    assert time.monotonic() - start < 1.5
+    assert 2 <= upstream.count("/j") < 12
+
+
+def test_connection_refused_is_retried_and_named() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ftp/python/"
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.get_text(url)
+    assert str(info.value).startswith(f"{url}: connection failed")
+    assert "after 3 attempts" in str(info.value)
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    policy = NetworkPolicy(backoff=0.5, max_backoff=3.0)
+    assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_not_json_is_named(upstream: Upstream) -> None:
+    upstream.add("/pypi/pip/json", b"<html>maintenance</html>")
+    with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
+        client.get_json(upstream.base + "/pypi/pip/json")
