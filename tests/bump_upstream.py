@@ -146,7 +146,9 @@ class Upstream:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
-        threading.Thread(target=server.serve_forever, name="upstream", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="upstream", daemon=True
+        ).start()
 
     def stop(self) -> None:
         if self._server is not None:
