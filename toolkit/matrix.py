@@ -13,8 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wcmatch import fnmatch
-
 from toolkit.errors import NothingSelectedError
 from toolkit.versions import PythonLine, Variant, VersionsFile
 from toolkit.windows import WindowsRelease
@@ -97,6 +95,9 @@ def build_matrix(versions: VersionsFile) -> list[Build]:
 
 
 def matches(build_id: str, selectors: Iterable[str]) -> bool:
+    """fnmatch with brace expansion (wcmatch), imported only when a selector is given."""
+    from wcmatch import fnmatch
+
     return bool(fnmatch.fnmatch(build_id, list(selectors), flags=fnmatch.BRACE))
 
 

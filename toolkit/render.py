@@ -171,10 +171,12 @@ def _read(path: Path) -> str | None:
         raise OutputError(f"{path}: cannot read: {exc}", hint="check the file") from None
 
 
-def _stage(path: Path, text: str) -> Path:
+def _stage(path: Path, text: str, *, durable: bool, made: set[Path]) -> Path:
     """Write ``text`` to a temporary file beside ``path`` (same filesystem, so rename is atomic)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(
@@ -184,8 +186,9 @@ def _stage(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -195,16 +198,19 @@ def _stage(path: Path, text: str) -> Path:
     return Path(tmp)
 
 
-def write_files(files: Sequence[tuple[Path, str]]) -> None:
+def write_files(files: Sequence[tuple[Path, str]], *, durable: bool = True) -> None:
     """Replace several files as one step, as far as a filesystem allows.
 
     Every new text is staged first; only when all are on disk are they renamed over their
     targets. A failure while staging removes the staged files and leaves every target as it was.
+    ``durable`` also flushes each file to disk before the rename (worth it for hand-kept data
+    such as versions.json; generated Dockerfiles can simply be rendered again).
     """
     staged: list[tuple[Path, Path]] = []
+    made: set[Path] = set()
     try:
         for path, text in files:
-            staged.append((_stage(path, text), path))
+            staged.append((_stage(path, text, durable=durable, made=made), path))
         for tmp, path in staged:
             try:
                 os.replace(tmp, path)
@@ -229,7 +235,8 @@ def apply_render(out: Path, states: Sequence[FileState]) -> None:
             (state.path, state.new)
             for state in states
             if state.change in (Change.CHANGED, Change.MISSING) and state.new is not None
-        ]
+        ],
+        durable=False,
     )
     for state in states:
         if state.change is Change.STALE:

@@ -1,0 +1,151 @@
+"""toolkit lint: each check catches a broken file, and the committed files pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_toolkit
+from toolkit.instructions import parse_dockerfile
+from toolkit.lint import Severity, lint_dockerfile, run_script
+
+D1809 = Path("dockerfiles/3.8-rc/windows/windowsservercore-1809/Dockerfile")
+
+
+def edit(ws: Path, old: str, new: str) -> Path:
+    path = ws / D1809
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_committed_dockerfiles_pass_with_only_the_unverified_installer_warning(
+    workspace: Path,
+) -> None:
+    result = run_toolkit("lint", cwd=workspace)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 Dockerfile(s) linted: 0 error(s), 3 warning(s)" in result.stdout
+    for release in ("1809", "1803", "ltsc2016"):
+        assert (
+            f"windowsservercore-{release}/Dockerfile:17:2: warning [sha256] unverified download: "
+            "'python.exe'" in result.stdout
+        )
+
+
+def test_run_script_is_what_buildkit_hands_to_powershell(workspace: Path) -> None:
+    path = workspace / D1809
+    lines = path.read_text().splitlines()
+    runs = [i for i in parse_dockerfile(path) if i.cmd == "RUN"]
+    assert len(runs) == 2
+    for ins in runs:
+        assert run_script(lines, ins).text == ins.value[0]
+
+
+def test_powershell_syntax_error_is_reported_with_line_and_column(workspace: Path) -> None:
+    path = edit(workspace, "if ((Get-FileHash 'get-pip.py'", "if (((Get-FileHash 'get-pip.py'")
+    findings = [f for f in lint_dockerfile(path, hadolint=False) if f.check == "powershell"]
+    assert findings, "the unbalanced parenthesis must be found"
+    assert findings[0].severity is Severity.ERROR
+    start = line_of(path, "RUN Write-Host ('Downloading get-pip.py")
+    assert start <= findings[0].line <= start + 25
+    result = run_toolkit("lint", "--no-hadolint", "*-1809", cwd=workspace)
+    assert result.returncode == 1
+    assert (
+        f"{D1809.name}:{findings[0].line}:{findings[0].column}: error [powershell]" in result.stderr
+    )
+
+
+def test_powershell_error_position_points_into_the_right_line(workspace: Path) -> None:
+    path = edit(
+        workspace, "\tRemove-Item python.exe -Force; \\", "\tRemove-Item python.exe -Force) \\"
+    )
+    findings = [f for f in lint_dockerfile(path, hadolint=False) if f.check == "powershell"]
+    assert findings
+    assert findings[0].line == line_of(path, "Remove-Item python.exe -Force)")
+
+
+def test_buildkit_structure_errors(workspace: Path) -> None:
+    path = edit(workspace, 'CMD ["python"]', 'CMDD ["python"]')
+    findings = lint_dockerfile(path, hadolint=False)
+    assert any(
+        f.check == "dockerfile"
+        and "unknown instruction CMDD" in f.message
+        and f.line == line_of(path, "CMDD")
+        for f in findings
+    )
+
+
+def test_missing_from_is_an_error(workspace: Path) -> None:
+    path = edit(workspace, "FROM mcr.microsoft.com/windows/servercore:1809\n", "")
+    messages = [f.message for f in lint_dockerfile(path, hadolint=False)]
+    assert "no FROM instruction" in messages
+
+
+def test_download_followed_by_sha256_check_is_verified(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        "FROM mcr.microsoft.com/windows/servercore:1809\n"
+        'SHELL ["powershell", "-Command"]\n'
+        "RUN Invoke-WebRequest -Uri $u -OutFile 'a.zip'; \\\n"
+        "\tif ((Get-FileHash -Path a.zip -Algorithm SHA256).Hash -ne $env:A) { exit 1 }; \\\n"
+        "\t(New-Object Net.WebClient).DownloadFile($u, 'b.zip'); \\\n"
+        "\t(Get-FileHash 'b.zip' -Algorithm MD5).Hash\n"
+    )
+    findings = [f for f in lint_dockerfile(path, hadolint=False) if f.check == "sha256"]
+    assert [(f.line, f.message) for f in findings] == [
+        (
+            5,
+            "unverified download: 'b.zip' is not checked with Get-FileHash -Algorithm sha256 afterwards",
+        )
+    ]
+
+
+def test_hash_before_download_does_not_count(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        'FROM x\nSHELL ["pwsh", "-Command"]\nRUN Get-FileHash a.zip; iwr $u -OutFile a.zip\n'
+    )
+    findings = [f for f in lint_dockerfile(path, hadolint=False) if f.check == "sha256"]
+    assert len(findings) == 1
+    assert findings[0].severity is Severity.WARNING
+
+
+def test_run_under_a_non_powershell_shell_is_not_parsed_as_powershell(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text('FROM x\nSHELL ["cmd", "/S", "/C"]\nRUN if ((( echo\n')
+    assert [f for f in lint_dockerfile(path, hadolint=False) if f.check == "powershell"] == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        (
+            "FROM mcr.microsoft.com/windows/servercore:1809",
+            "FROM mcr.microsoft.com/windows/servercore:latest",
+            "DL3007",
+        ),
+        ('CMD ["python"]', 'MAINTAINER someone\nCMD ["python"]', "DL4000"),
+    ],
+)
+def test_hadolint_findings_fail_the_lint(workspace: Path, old: str, new: str, code: str) -> None:
+    edit(workspace, old, new)
+    result = run_toolkit("lint", "*-1809", cwd=workspace)
+    assert result.returncode == 1
+    assert f"error [hadolint] {code}" in result.stderr
+
+
+def test_missing_dockerfile_is_an_error(workspace: Path) -> None:
+    (workspace / D1809).unlink()
+    result = run_toolkit("lint", "--no-hadolint", cwd=workspace)
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
+    assert "run toolkit render" in result.stderr
