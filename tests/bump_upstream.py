@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -56,7 +57,7 @@ class Upstream:
     hits: list[Hit] = field(default_factory=list)
     latency: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
 
     @property
     def base(self) -> str:
@@ -99,6 +100,9 @@ class Upstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's algorithm and the
+            # client's delayed ACK add some 40 ms to every answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -143,8 +147,7 @@ class Upstream:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), Handler)
         self._server = server
         threading.Thread(
             target=server.serve_forever, args=(0.05,), name="upstream", daemon=True
@@ -155,6 +158,15 @@ class Upstream:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing a kept-alive connection is normal, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @contextmanager
