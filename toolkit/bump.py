@@ -568,20 +568,37 @@ def resolve_updates(
         variants = tuple(v.name for v in newest.variants)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bump") as pool:
-        top = pool.submit(fetcher.get_text, sources.ftp_index())
-        pip = pool.submit(fetcher.get_json, sources.pip_json())
-        commits = pool.submit(fetcher.get_json, sources.get_pip_commits())
-        shared = _Shared(
-            sources=sources,
-            fetcher=fetcher,
-            top_entries=parse_directory_index(top.result()),
-            pip_document=pip.result(),
-            commit=newest_commit(commits.result(), source=sources.get_pip_commits()),
-        )
-        jobs = [
-            pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets
-        ] + [pool.submit(_resolve_line, shared, name, None, variants) for name in add]
-        return [job.result() for job in jobs]
+        try:
+            return _resolve_all(pool, current, targets, add, variants, sources, fetcher)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the bump
+            raise
+
+
+def _resolve_all(
+    pool: ThreadPoolExecutor,
+    current: VersionsFile,
+    targets: Sequence[str],
+    add: Sequence[str],
+    variants: tuple[str, ...],
+    sources: Sources,
+    fetcher: Fetcher,
+) -> list[LineUpdate]:
+    existing = {line.name: line for line in current.lines}
+    top = pool.submit(fetcher.get_text, sources.ftp_index())
+    pip = pool.submit(fetcher.get_json, sources.pip_json())
+    commits = pool.submit(fetcher.get_json, sources.get_pip_commits())
+    shared = _Shared(
+        sources=sources,
+        fetcher=fetcher,
+        top_entries=parse_directory_index(top.result()),
+        pip_document=pip.result(),
+        commit=newest_commit(commits.result(), source=sources.get_pip_commits()),
+    )
+    jobs = [pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets] + [
+        pool.submit(_resolve_line, shared, name, None, variants) for name in add
+    ]
+    return [job.result() for job in jobs]
 
 
 # --- the new versions.json ------------------------------------------------------------------
