@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from tests.bump_upstream import (
     running,
     sha256,
 )
+from tests.conftest import REPO
 from toolkit.bump import (
     LineName,
     apply_updates,
@@ -33,7 +36,7 @@ from toolkit.bump import (
     select_pip,
     select_python,
 )
-from toolkit.errors import ConfigError, SourceError
+from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.sources import HttpClient, NetworkPolicy, SourceNotFound, Sources, pinned_get_pip_url
 
 FAST = NetworkPolicy(
@@ -389,3 +392,42 @@ def test_not_json_is_named(upstream: Upstream) -> None:
     upstream.add("/pypi/pip/json", b"<html>maintenance</html>")
     with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
         client.get_json(upstream.base + "/pypi/pip/json")
+
+
+def test_write_refuses_a_file_changed_while_bumping(tmp_path: Path) -> None:
+    from toolkit.bump import LineUpdate, plan_bump, write_bump
+
+    path = tmp_path / "versions.json"
+    old_text = (REPO / "versions.json").read_text()
+    path.write_text(old_text)
+    line = json.loads(old_text)["3.8-rc"]
+    update = LineUpdate(
+        line="3.8-rc", added=False, old_version="3.8.0rc1", new_version="3.8.0rc2",
+        old_pip="19.2.3", new_pip="19.3", old_get_pip_url=line["get-pip"]["url"],
+        new_get_pip_url=line["get-pip"]["url"], old_get_pip_sha256=line["get-pip"]["sha256"],
+        new_get_pip_sha256=line["get-pip"]["sha256"], old_windows_sha256=None,
+        new_windows_sha256="a" * 64,
+    )  # fmt: skip
+    plan = plan_bump(path, old_text, [update])
+    assert plan.changed
+    assert plan.versions.line("3.8-rc").windows_sha256 == "a" * 64
+    path.write_text(old_text.replace("19.2.3", "19.2.2"))  # someone edits it meanwhile
+    with pytest.raises(OutputError, match="changed while bumping; nothing written"):
+        write_bump(plan, tmp_path / "dockerfiles", [])
+    assert "19.2.2" in path.read_text()
+
+
+def test_plan_rejects_an_invalid_result(tmp_path: Path) -> None:
+    from toolkit.bump import LineUpdate, plan_bump
+
+    old_text = (REPO / "versions.json").read_text()
+    line = json.loads(old_text)["3.8-rc"]
+    update = LineUpdate(
+        line="3.8-rc", added=False, old_version="3.8.0rc1", new_version="3.9.0",
+        old_pip="19.2.3", new_pip="19.3", old_get_pip_url=line["get-pip"]["url"],
+        new_get_pip_url=line["get-pip"]["url"], old_get_pip_sha256=line["get-pip"]["sha256"],
+        new_get_pip_sha256=line["get-pip"]["sha256"], old_windows_sha256=None,
+        new_windows_sha256=None,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"3\.9\.0 does not belong to line 3\.8-rc"):
+        plan_bump(tmp_path / "versions.json", old_text, [update])

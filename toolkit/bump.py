@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from toolkit.errors import ConfigError, SourceError
+from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.render import Change, FileState, apply_render, write_files
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url
 from toolkit.versions import (
@@ -155,10 +155,6 @@ class PythonChoice:
     version: Version | None
     skipped: tuple[Version, ...] = ()
     final_out: Version | None = None
-
-    @property
-    def release(self) -> str | None:
-        return None if self.version is None else self.version.base_version
 
     def notes(self) -> list[str]:
         notes: list[str] = []
@@ -455,6 +451,12 @@ def _resolve_line(
         new_version = str(choice.version)
     assert new_version is not None
 
+    new_pip = select_pip(shared.pip_document, new_version, source=sources.pip_json())
+    old_pip = current.pip_version if current else None
+    if old_pip is not None and Version(new_pip) < Version(old_pip):
+        notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
+        new_pip = old_pip
+
     # The installer's checksum: recomputed when the version changes, filled in when missing.
     old_windows = current.windows_sha256 if current else None
     new_windows = old_windows
@@ -467,12 +469,6 @@ def _resolve_line(
                 f"{installer_url}: HTTP 404 although the folder lists it",
                 hint="the mirror may be syncing; try again later",
             )
-
-    new_pip = select_pip(shared.pip_document, new_version, source=sources.pip_json())
-    old_pip = current.pip_version if current else None
-    if old_pip is not None and Version(new_pip) < Version(old_pip):
-        notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
-        new_pip = old_pip
 
     old_url = current.get_pip_url if current else None
     old_sha = current.get_pip_sha256 if current else None
@@ -699,6 +695,16 @@ def write_bump(plan: BumpPlan, out: Path, states: Sequence[FileState]) -> None:
     writing (a full disk) leaves versions.json and the Dockerfiles as they were. Stale
     Dockerfiles are removed last.
     """
+    try:
+        on_disk = plan.path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(
+            f"{plan.path}: cannot read: {exc.strerror}", hint="check the file"
+        ) from None
+    if on_disk != plan.old_text:
+        raise OutputError(
+            f"{plan.path}: changed while bumping; nothing written", hint="run toolkit bump again"
+        )
     files = [(plan.path, plan.new_text)]
     files += [
         (s.path, s.new)

@@ -139,12 +139,6 @@ class _Retryable(Exception):
     """A failure worth another attempt; its text says why."""
 
 
-@dataclass
-class Counters:
-    requests: int = 0
-    bytes: int = 0
-
-
 class HttpClient:
     """A requests-based Fetcher, safe to share between threads (one session per thread)."""
 
@@ -161,7 +155,6 @@ class HttpClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
-        self.counters = Counters()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -232,8 +225,6 @@ class HttpClient:
 
     def _attempt(self, url: str, consume: Callable[[requests.Response], T]) -> T:
         policy = self.policy
-        with self._lock:
-            self.counters.requests += 1
         try:
             resp = self._session().get(
                 url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
