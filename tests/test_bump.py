@@ -95,9 +95,10 @@ def test_rc_line_bumps_to_newest_pre_release(workspace: Path, upstream: Upstream
     publish_standard(upstream)
     result = bump(workspace, upstream)
     assert result.returncode == 0, result.stderr
-    assert "3.8-rc: 3.8.0rc1 -> 3.8.0rc2, pip 19.2.3 -> 19.3, get-pip 309a56c -> b60e232" in (
-        result.stdout
-    )
+    assert (
+        "3.8-rc: 3.8.0rc1 -> 3.8.0rc2, pip 19.2.3 -> 19.3, get-pip 309a56c -> b60e232, "
+        "installer sha256 added\n"
+    ) in result.stdout
     line = data(workspace)["3.8-rc"]
     assert line["version"] == "3.8.0rc2"
     assert line["pip"]["version"] == "19.3"  # 19.3.1 is yanked, 20.1 needs Python >= 3.9
@@ -233,6 +234,7 @@ def test_timeout_fails_cleanly(workspace: Path, upstream: Upstream) -> None:
     assert f"error: {upstream.base}{COMMITS}: timed out (timeout 0.3s)" in result.stderr
     assert "gave up after 2 attempts" in result.stderr
     assert time.monotonic() - start < 2.9
+    assert upstream.routes[COMMITS].served == 2
     assert snapshot(workspace) == before
 
 

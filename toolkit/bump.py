@@ -328,12 +328,12 @@ class LineUpdate:
             parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url)[:7]}")
         elif self.old_get_pip_sha256 != self.new_get_pip_sha256:
             parts.append("get-pip sha256 updated")
-        if self.old_windows_sha256 != self.new_windows_sha256:
-            parts.append(
-                "installer sha256 added"
-                if self.old_windows_sha256 is None
-                else "installer sha256 updated"
-            )
+        if self.old_windows_sha256 is None and self.new_windows_sha256 is not None:
+            parts.append("installer sha256 added")
+        elif self.old_windows_sha256 != self.new_windows_sha256 and (
+            self.old_version == self.new_version
+        ):
+            parts.append("installer sha256 updated")
         return ", ".join(parts)
 
     def record(self) -> dict[str, Any]:
