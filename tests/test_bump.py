@@ -303,6 +303,7 @@ def test_dry_run_writes_nothing(workspace: Path, upstream: Upstream) -> None:
     assert result.returncode == 0, result.stderr
     assert '+    "version": "3.8.0rc2",' in result.stdout
     assert "+ENV PYTHON_VERSION 3.8.0rc2" in result.stdout  # the Dockerfile diff too
+    assert "+++ b/dockerfiles/3.8-rc/windows/windowsservercore-1809/Dockerfile" in result.stdout
     assert "dry run" in result.stderr
     assert snapshot(workspace) == before
     assert sorted(p.name for p in workspace.iterdir()) == [

@@ -285,7 +285,7 @@ def bump(
     else:
         sys.stdout.write(plan.diff())
         for state in states:
-            sys.stdout.write(state.diff(out))
+            sys.stdout.write(state.diff(out.parent))  # paths as given: dockerfiles/3.8-rc/...
         for update in plan.updates:
             typer.echo(update.summary())
     for note in plan.notes():
