@@ -379,7 +379,8 @@ def test_connection_refused_is_retried_and_named() -> None:
     url = f"http://127.0.0.1:{port}/ftp/python/"
     with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
         client.get_text(url)
-    assert str(info.value).startswith(f"{url}: connection failed")
+    assert str(info.value).startswith(f"{url}: connection failed: Failed to establish")
+    assert "Connection refused" in str(info.value)
     assert "after 3 attempts" in str(info.value)
 
 
@@ -431,3 +432,11 @@ def test_plan_rejects_an_invalid_result(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(ConfigError, match=r"3\.9\.0 does not belong to line 3\.8-rc"):
         plan_bump(tmp_path / "versions.json", old_text, [update])
+
+
+def test_tls_failure_is_not_retried(upstream: Upstream) -> None:
+    url = upstream.base.replace("http://", "https://") + "/ftp/python/"  # the server speaks HTTP
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.get_text(url)
+    assert str(info.value).startswith(f"{url}: TLS failed: ")
+    assert "gave up" not in str(info.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ CHUNK = 64 * 1024
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
+# urllib3 prefixes its messages with the connection object: "HTTPConnection(host=..., port=...): "
+_POOL_PREFIX = re.compile(r"^(?:HTTPS?Connection(?:Pool)?\([^)]*\): )+")
 
 
 def _base(url: str) -> str:
@@ -231,6 +234,11 @@ class HttpClient:
             )
         except requests.Timeout:
             raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
+        except requests.exceptions.SSLError as exc:  # a certificate does not get better by retrying
+            raise SourceError(
+                f"{url}: TLS failed: {_reason(exc)}",
+                hint="check the host's certificate and REQUESTS_CA_BUNDLE",
+            ) from None
         except requests.ConnectionError as exc:
             raise _Retryable(f"connection failed: {_reason(exc)}") from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...
@@ -273,7 +281,8 @@ def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     if isinstance(reason, BaseException) and str(reason):
         text = str(reason)
-    return " ".join(text.split()) or type(exc).__name__
+    text = _POOL_PREFIX.sub("", " ".join(text.split()))
+    return text or type(exc).__name__
 
 
 def _expected_length(resp: requests.Response) -> int | None:
