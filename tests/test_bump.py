@@ -378,3 +378,14 @@ def test_add_existing_or_finished_line_fails(workspace: Path, upstream: Upstream
     assert "3.7.5 is final" in final.stderr
     assert "add the line 3.7 instead of 3.7-rc" in final.stderr
     assert snapshot(workspace) == before
+
+
+def test_add_line_without_a_final_suggests_rc(workspace: Path, upstream: Upstream) -> None:
+    publish_standard(upstream)
+    PythonOrg().release("3.9.0a1").publish(upstream)
+    before = snapshot(workspace)
+    result = bump(workspace, upstream, "--add", "3.9")
+    assert result.returncode == 6
+    assert "no final 3.9 release with a Windows installer" in result.stderr
+    assert "try --add 3.9-rc" in result.stderr
+    assert snapshot(workspace) == before
