@@ -37,6 +37,7 @@ import pytest
 from tests.docker import engines as eng
 
 RELEASES = ("ltsc2016", "1803", "1809")
+NETNS_ENV = "TOOLKIT_TEST_NETNS"
 TLS_ENGINE = "1809"
 _HERE = Path(__file__).resolve().parent
 
@@ -57,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         netns.delete()
         raise
     config.stash[_netns_key] = netns
+    # Tests that need the real network (tests/windows) look for this and skip.
+    os.environ[NETNS_ENV] = netns.name
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,6 +67,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if netns is not None:
         netns.leave()
         netns.delete()
+        os.environ.pop(NETNS_ENV, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -130,8 +130,8 @@ class Engine:
 
 def skip_reason() -> str | None:
     """Why the engine tests cannot run here, or None. Only root and dockerd are required."""
-    if os.geteuid() != 0:
-        return "the Docker Engine tests need root (network namespaces, dockerd)"
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "the Docker Engine tests need root on Linux (network namespaces, dockerd)"
     for tool in ("dockerd", "containerd", "nsenter", "ip", "openssl"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (Debian: apt-get install docker.io iproute2 openssl)"
