@@ -141,3 +141,78 @@ def test_toolkit_hosts_against_the_engines(
     for output in (checked, unchecked):
         assert "PRIVATE KEY" not in output.stdout + output.stderr
         assert key_text.splitlines()[1] not in output.stdout + output.stderr
+
+
+def _context_tls(engine: Engine, directory: Path, *, verify: bool = True) -> object:
+    """The engine's client material as docker-py's context store wants it: files named
+    ca*, cert* and key* (it finds them by those prefixes)."""
+    from docker.tls import TLSConfig
+
+    assert engine.tls is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, source in (("ca", engine.tls.ca), ("cert", engine.tls.cert), ("key", engine.tls.key)):
+        (directory / f"{name}.pem").write_bytes(source.read_bytes())
+    return TLSConfig(
+        client_cert=(str(directory / "cert.pem"), str(directory / "key.pem")),
+        ca_cert=str(directory / "ca.pem"),
+        verify=verify,
+    )
+
+
+@pytest.fixture
+def context_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty docker config directory (DOCKER_CONFIG) for docker contexts."""
+    store = tmp_path / "docker-config"
+    store.mkdir()
+    (store / "config.json").write_text("{}\n", "utf-8")
+    monkeypatch.setenv("DOCKER_CONFIG", str(store))
+    return store
+
+
+def test_docker_contexts_unix_and_tls(
+    engines: dict[str, Engine],
+    context_store: Path,
+    bogus_ca: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from docker.context import ContextAPI
+
+    ContextAPI.create_context("tk-1803", host=engines["1803"].url)
+    ContextAPI.create_context(
+        "tk-1809",
+        host="tcp://127.0.0.1:2376",
+        tls_cfg=_context_tls(engines["1809"], context_store / "material"),
+    )
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus_ca))
+    config = load_hosts(None, ["1803=tk-1803", "1809=tk-1809"], {})
+    for release in ("1803", "1809"):
+        spec = config.for_release(release)
+        assert spec.context == f"tk-{release}"
+        client = connect(spec, {})
+        try:
+            assert client.info()["DockerRootDir"] == str(engines[release].root / "data")
+        finally:
+            client.close()
+
+
+def test_docker_contexts_that_break_the_rules(
+    engines: dict[str, Engine], context_store: Path
+) -> None:
+    from docker.context import ContextAPI
+
+    from toolkit.errors import ConfigError
+
+    ContextAPI.create_context("tk-plain", host="tcp://build.example.net:2375")
+    ContextAPI.create_context(
+        "tk-skip",
+        host="tcp://127.0.0.1:2376",
+        tls_cfg=_context_tls(engines["1809"], context_store / "material", verify=False),
+        skip_tls_verify=True,
+    )
+    config = load_hosts(None, ["1809=tk-plain", "1803=tk-skip", "ltsc2016=tk-missing"], {})
+    with pytest.raises(ConfigError, match=r"plain tcp:// to build\.example\.net is refused"):
+        connect(config.for_release("1809"), {})
+    with pytest.raises(ConfigError, match=r"'tk-missing' .* does not exist"):
+        connect(config.for_release("ltsc2016"), {})
+    with pytest.raises(ConfigError, match="does not verify the engine's TLS certificate"):
+        connect(config.for_release("1803"), {})
