@@ -38,6 +38,7 @@ from tests.docker import engines as eng
 
 RELEASES = ("ltsc2016", "1803", "1809")
 NETNS_ENV = "TOOLKIT_TEST_NETNS"
+NETNS_PREFIX = "tk-test-"
 TLS_ENGINE = "1809"
 _HERE = Path(__file__).resolve().parent
 
@@ -50,7 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_netns_key] = None
     if eng.skip_reason() is not None:
         return
-    netns = eng.Netns(f"tk-test-{os.getpid()}")
+    eng.remove_stale_netns(NETNS_PREFIX)
+    netns = eng.Netns(f"{NETNS_PREFIX}{os.getpid()}")
     netns.create()
     try:
         netns.enter()

@@ -194,6 +194,17 @@ class Netns:
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
 
 
+def remove_stale_netns(prefix: str) -> list[str]:
+    """Delete namespaces ``<prefix><pid>`` whose pytest process is gone (a killed session)."""
+    removed = []
+    for entry in Path("/run/netns").glob(f"{prefix}*"):
+        pid = entry.name[len(prefix) :]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            Netns(entry.name).delete()
+            removed.append(entry.name)
+    return removed
+
+
 # --- certificates ----------------------------------------------------------------------------
 
 
