@@ -608,6 +608,15 @@ def standin_pip_version() -> str | None:
     return str(pip.__version__)
 
 
+def _pip_site() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pip")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).resolve().parent.parent
+
+
 def _stripped(path: Path, scratch: Path) -> Path:
     """A copy of ``path`` without debug sections (pyenv's libpython: 23 MB -> 6 MB), if binutils
     is installed; else ``path`` itself. Smaller layers make the stand-ins cheaper to build."""
@@ -670,10 +679,16 @@ def standin_rootfs(path: Path) -> Path:
                     tar.add(_stripped(ext, scratch), f"{lib_target}/lib-dynload/{ext.name}")
                 continue
             tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
-        site = stdlib / "site-packages"
-        for entry in sorted(site.glob("pip*")):
-            if entry.name == "pip" or entry.name.endswith(".dist-info"):
-                tar.add(entry, f"{lib_target}/site-packages/{entry.name}", filter=_stdlib_filter)
+        # pip from wherever this interpreter imports it (a venv's site-packages on CI), put
+        # next to the stdlib: that directory is on sys.path whatever site-packages layout the
+        # interpreter was built with (Debian's uses dist-packages, elsewhere).
+        site = _pip_site()
+        if site is not None:
+            for entry in sorted(site.glob("pip*")):
+                if entry.name == "pip" or (
+                    entry.name.startswith("pip-") and entry.name.endswith(".dist-info")
+                ):
+                    tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
 
         prefix_lib = str(Path(sys.base_prefix) / "lib") + "/"
         for library in sorted(libraries):
