@@ -21,6 +21,13 @@ Fixtures:
     standin_pip_version    -> "23.2.1": the pip inside the stand-ins
     registry               -> "127.0.0.1:5000" (Debian docker-registry, session)
     bogus_ca               -> Path of an unrelated CA certificate (for CA-override tests)
+    tls_material           -> (server, client) TLSPaths of the TLS engine
+
+The stand-ins (engines.py): /bin/busybox with its applets, this interpreter as ``python`` and
+``pip`` on PATH, ``powershell`` (appends its argv as one JSON line to /powershell.log; exits 1
+when the script contains ``TOOLKIT_STANDIN_FAIL``; sleeps N s on ``TOOLKIT_STANDIN_SLEEP=N``)
+and ``cmd`` (``cmd /Q /S /C echo hi`` prints ``hi``); ``ENV TOOLKIT_STANDIN_RELEASE=<tag>``.
+While the namespace is in use, ``TOOLKIT_TEST_NETNS`` names it (tests/windows skip then).
 """
 
 from __future__ import annotations
