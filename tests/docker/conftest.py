@@ -46,6 +46,7 @@ from tests.docker import engines as eng
 RELEASES = ("ltsc2016", "1803", "1809")
 NETNS_ENV = "TOOLKIT_TEST_NETNS"
 NETNS_PREFIX = "tk-test-"
+ROOT_PREFIX = "tk-"
 TLS_ENGINE = "1809"
 _HERE = Path(__file__).resolve().parent
 
@@ -59,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if eng.skip_reason() is not None:
         return
     eng.remove_stale_netns(NETNS_PREFIX)
+    eng.remove_stale_roots(Path("/tmp"), ROOT_PREFIX)
     netns = eng.Netns(f"{NETNS_PREFIX}{os.getpid()}")
     netns.create()
     try:
@@ -110,7 +112,7 @@ def _netns(pytestconfig: pytest.Config) -> eng.Netns:
 @pytest.fixture(scope="session")
 def _engines_root() -> Iterator[Path]:
     # Short paths: containerd's sockets live under each exec-root (108-byte sun_path limit).
-    root = Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir="/tmp"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

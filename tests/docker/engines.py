@@ -205,6 +205,25 @@ def remove_stale_netns(prefix: str) -> list[str]:
     return removed
 
 
+def remove_stale_roots(parent: Path, prefix: str, min_age: float = 900.0) -> list[Path]:
+    """Delete engine roots ``<parent>/<prefix>*`` of killed sessions: older than ``min_age``
+    seconds, holding the stand-in tar, and mentioned by no running process."""
+    removed = []
+    for root in parent.glob(f"{prefix}*"):
+        try:
+            old = time.time() - root.stat().st_mtime > min_age
+        except OSError:
+            continue
+        if not (old and (root / "standin-rootfs.tar").exists()):
+            continue
+        if _pids_mentioning(str(root)):
+            continue
+        _unmount_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
 # --- certificates ----------------------------------------------------------------------------
 
 
@@ -320,6 +339,15 @@ def _unmount_under(root: Path) -> None:
                 raise OSError(err, f"umount {point}: {os.strerror(err)}")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the daemon when the thread that started it (pytest's main thread)
+    dies, so even a killed test session leaves no dockerd running (PDEATHSIG survives exec)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -384,7 +412,12 @@ def start_engine(
     log = (root / "dockerd.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_die_with_parent,
     )
     log.close()
     deadline = time.monotonic() + timeout
@@ -476,6 +509,7 @@ def start_registry(root: Path, netns: Netns, timeout: float = 20.0) -> Registry:
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     log.close()
     host, port = REGISTRY_ADDRESS.split(":")
