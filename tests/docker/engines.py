@@ -378,7 +378,10 @@ def start_engine(
     tls_client: TLSPaths | None = None,
     timeout: float = 30.0,
 ) -> Engine:
-    """Start dockerd under ``root`` inside ``netns`` and wait until its socket answers."""
+    """Start dockerd under ``root`` inside ``netns`` and wait until its socket answers.
+
+    Call it from the main thread: the daemon is sent SIGTERM when the starting thread exits.
+    """
     root.mkdir(parents=True, exist_ok=True)
     socket_path = root / "docker.sock"
     config = root / "daemon.json"
