@@ -11,13 +11,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
+    from toolkit.hosts import HostsConfig, HostSpec
     from toolkit.matrix import Build
     from toolkit.versions import VersionsFile
 
@@ -298,6 +299,101 @@ def bump(
         typer.echo(f"{versions} updated; now run: toolkit render", err=True)
     else:
         typer.echo(f"{versions} updated; {len(states)} Dockerfile(s) changed under {out}", err=True)
+    return 0
+
+
+HostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--hosts",
+        envvar="TOOLKIT_HOSTS",
+        help="Release -> Docker host map (default: ./hosts.toml when it exists).",
+        show_default=False,
+    ),
+]
+HostOverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        help="RELEASE=URL (tcp://, npipe://, unix://, ssh:// or a docker context); repeatable.",
+        show_default=False,
+    ),
+]
+IsolationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--isolation", help="Force process or hyperv isolation (default: per host and image)."
+    ),
+]
+NoPreflightOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-preflight",
+        help="Do not contact or check the hosts first (engines the check does not know).",
+    ),
+]
+
+
+def _hosts_config(hosts_path: Path | None, overrides: list[str] | None) -> HostsConfig:
+    """The hosts configuration: --hosts/TOOLKIT_HOSTS, else ./hosts.toml if present."""
+    from toolkit.hosts import load_hosts
+
+    if hosts_path is None and Path("hosts.toml").is_file():
+        hosts_path = Path("hosts.toml")
+    return load_hosts(hosts_path, overrides or [], os.environ)
+
+
+@app.command()
+def hosts(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    hosts_path: HostsOpt = None,
+    host: HostOverrideOpt = None,
+    isolation: IsolationOpt = None,
+    no_preflight: NoPreflightOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> int:
+    """Print which host builds each target and with which isolation, without building."""
+    from toolkit.hosts import connect
+    from toolkit.preflight import plan_assignments
+
+    _data, _every, chosen = _load(versions, selectors)
+    config = _hosts_config(hosts_path, host)
+    clients: list[Any] = []
+
+    def connect_fn(spec: HostSpec) -> Any:
+        client = connect(spec, os.environ, timeout=30)
+        clients.append(client)
+        return client
+
+    try:
+        plan = plan_assignments(chosen, config, connect_fn, isolation, not no_preflight)
+    finally:
+        for client in clients:
+            client.close()
+    if as_json:
+        typer.echo(json.dumps([a.record() for a in plan], indent=2))
+    else:
+        rows = [("ID", "RELEASE", "HOST", "HOST BUILD", "ISOLATION", "STATUS")]
+        for a in plan:
+            rows.append(
+                (
+                    a.build_id,
+                    a.release,
+                    a.host.name,
+                    a.facts.os_build if a.facts is not None else "-",
+                    a.isolation or ("-" if a.error else "engine default"),
+                    "ok" if a.error is None else f"refused: {a.error.one_line()}",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
+            typer.echo("  ".join([*cells, row[5]]).rstrip())
+    refused = [a for a in plan if a.error is not None]
+    if refused:
+        typer.echo(f"{len(refused)} of {len(plan)} build(s) have no fit host", err=True)
+        return refused[0].error.exit_code if refused[0].error is not None else 1
     return 0
 
 
