@@ -1,0 +1,124 @@
+"""Run many builds: parallel across hosts, a bounded number at a time on each host.
+
+A failure does not stop the others (``fail_fast`` stops scheduling new ones); Ctrl-C cancels the
+running builds (their connections are closed, the engines clean up) and returns what finished.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from toolkit.driver import (
+    BuildJob,
+    BuildObserver,
+    BuildResult,
+    BuildSettings,
+    Canceller,
+    Outcome,
+    build_image,
+)
+
+Verifier = Callable[[BuildJob, BuildResult], BuildResult]
+"""Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSummary:
+    results: tuple[BuildResult, ...]
+    interrupted: bool
+
+    @property
+    def failed(self) -> list[BuildResult]:
+        return [r for r in self.results if not r.outcome.ok]
+
+
+def run_builds(
+    jobs: Sequence[BuildJob],
+    settings: BuildSettings,
+    observer: BuildObserver,
+    *,
+    jobs_per_host: int = 1,
+    fail_fast: bool = False,
+    verifier: Verifier | None = None,
+    poll: float = 0.2,
+) -> RunSummary:
+    """Build ``jobs`` and return one result per job, in the order given."""
+    queues: dict[str, queue.Queue[int]] = {}
+    for index, job in enumerate(jobs):
+        queues.setdefault(job.host, queue.Queue()).put(index)
+    results: dict[int, BuildResult] = {}
+    active: dict[int, Canceller] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def work(host_queue: queue.Queue[int]) -> None:
+        while not stop.is_set():
+            try:
+                index = host_queue.get_nowait()
+            except queue.Empty:
+                return
+            job = jobs[index]
+            canceller = Canceller()
+            with lock:
+                active[index] = canceller
+            try:
+                result = build_image(job, settings, observer, canceller)
+                if verifier is not None and result.outcome is Outcome.BUILT:
+                    result = verifier(job, result)
+            except Exception as exc:  # a bug must not take the other hosts down with it
+                result = BuildResult(
+                    build_id=job.build.id,
+                    host=job.host,
+                    isolation=job.isolation,
+                    outcome=Outcome.FAILED,
+                    duration=0.0,
+                    message=f"{job.build.id} on {job.host}: internal error: {exc!r}",
+                )
+            with lock:
+                results[index] = result
+                del active[index]
+            if fail_fast and not result.outcome.ok:
+                stop.set()
+
+    threads = [
+        threading.Thread(target=work, args=(q,), name=f"build-{host}-{n}", daemon=True)
+        for host, q in queues.items()
+        for n in range(max(1, jobs_per_host))
+    ]
+    for thread in threads:
+        thread.start()
+    interrupted = False
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        with lock:
+            for canceller in active.values():
+                canceller.cancel("cancelled: interrupted (Ctrl-C)")
+        # Let the workers clean up after their builds (bounded: cleanup waits at most ~15 s).
+        for thread in threads:
+            thread.join(timeout=30)
+    ordered = []
+    for index, job in enumerate(jobs):
+        result = results.get(index)
+        if result is None:
+            result = BuildResult(
+                build_id=job.build.id,
+                host=job.host,
+                isolation=job.isolation,
+                outcome=Outcome.CANCELLED if interrupted else Outcome.NOT_RUN,
+                duration=0.0,
+                message="not started: " + ("interrupted" if interrupted else "--fail-fast"),
+            )
+        ordered.append(result)
+    return RunSummary(results=tuple(ordered), interrupted=interrupted)
+
+
+def with_outcome(result: BuildResult, outcome: Outcome, message: str | None) -> BuildResult:
+    return replace(result, outcome=outcome, message=message)
