@@ -49,6 +49,7 @@ STEP_RE = re.compile(r"^Step (?P<n>\d+)/(?P<m>\d+) : (?P<instruction>.*)$")
 RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
 LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
 BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TAIL_LINES = 40
 
 
@@ -219,6 +220,7 @@ class BuildStream:
     layers: list[str] = field(default_factory=list)
     _buffer: str = ""
     _cached_next: bool = False
+    _ran: bool = False
 
     def feed(self, event: Mapping[str, Any]) -> list[str]:
         """Take one decoded event; return the complete lines it finished (without newlines)."""
@@ -227,7 +229,7 @@ class BuildStream:
             self._buffer += event["stream"]
             *done, self._buffer = self._buffer.split("\n")
             for raw in done:
-                line = raw.rstrip("\r")
+                line = ANSI_RE.sub("", raw.rstrip("\r"))
                 self._parse(line)
                 lines.append(line)
         aux = event.get("aux")
@@ -247,7 +249,7 @@ class BuildStream:
         """The last line if it had no newline."""
         if not self._buffer:
             return []
-        line, self._buffer = self._buffer, ""
+        line, self._buffer = ANSI_RE.sub("", self._buffer), ""
         self._parse(line)
         return [line]
 
@@ -255,15 +257,17 @@ class BuildStream:
         if m := STEP_RE.match(line):
             self.step, self.total = int(m["n"]), int(m["m"])
             self.instruction = m["instruction"]
+            self._ran = self._cached_next = False
         elif line == " ---> Using cache":
             self._cached_next = True
         elif m := RUNNING_RE.match(line):
             self.containers.append(m["id"])
+            self._ran = True
         elif m := LAYER_RE.match(line):
-            # Layers taken from the cache existed before this build: not ours to remove.
-            if not self._cached_next:
+            # Only a step that ran a container made a new layer; FROM's base and cache hits
+            # existed before this build and are not ours to remove.
+            if self._ran and not self._cached_next:
                 self.layers.append(m["id"])
-            self._cached_next = False
         elif m := BUILT_RE.match(line):
             self.image_id = self.image_id or m["id"]
 
@@ -474,7 +478,11 @@ def build_image(
     observer: BuildObserver,
     canceller: Canceller | None = None,
 ) -> BuildResult:
-    """Build (or skip) one target; never raises for a failed build, returns its result."""
+    """Build (or skip) one target; never raises for a failed build, returns its result.
+
+    The observer hears ``started``, ``step`` and ``line``; ``finished`` is the caller's to send
+    (the scheduler sends it after verification).
+    """
     canceller = canceller or Canceller()
     build, host = job.build, job.host
     start = time.monotonic()
@@ -499,7 +507,6 @@ def build_image(
             tail=tuple(log.tail) if not outcome.ok else (),
             **kw,
         )
-        observer.finished(result)
         return result
 
     def emit(line: str) -> None:
@@ -546,7 +553,7 @@ def build_image(
         )
         if outcome is not None:
             reason = canceller.reason or "cancelled"
-            emit(f"{outcome.value}: {reason}")
+            emit(reason)
             _cleanup_quietly(api, stream, log)
             return finish(outcome, message=f"{build.id} on {host}: {reason}")
         if stream.error is not None or stream.image_id is None:
@@ -561,7 +568,7 @@ def build_image(
     except Exception as exc:
         error = translate(exc, host, build.id, doing)
         if canceller.reason is not None:
-            emit(f"cancelled: {canceller.reason}")
+            emit(canceller.reason)
             _cleanup_quietly(api, stream, log)
             outcome = (
                 Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED

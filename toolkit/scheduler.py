@@ -6,6 +6,7 @@ running builds (their connections are closed, the engines clean up) and returns 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from toolkit.driver import (
     Outcome,
     build_image,
 )
+from toolkit.verify import CheckResult, failure_summary, verify_build
 
 Verifier = Callable[[BuildJob, BuildResult], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in."""
@@ -78,6 +80,7 @@ def run_builds(
                     duration=0.0,
                     message=f"{job.build.id} on {job.host}: internal error: {exc!r}",
                 )
+            observer.finished(result)
             with lock:
                 results[index] = result
                 del active[index]
@@ -120,5 +123,55 @@ def run_builds(
     return RunSummary(results=tuple(ordered), interrupted=interrupted)
 
 
-def with_outcome(result: BuildResult, outcome: Outcome, message: str | None) -> BuildResult:
-    return replace(result, outcome=outcome, message=message)
+def make_verifier(
+    observer: BuildObserver, *, network: bool = False, timeout: float = 300.0
+) -> Verifier:
+    """Verify each freshly built image; one that fails loses its tags and is removed, so a later
+    run rebuilds it instead of skipping it as unchanged."""
+
+    def verify(job: BuildJob, result: BuildResult) -> BuildResult:
+        line = job.build.line
+        observer.step(job.build.id, 0, 0, "verifying")
+        checks = verify_build(
+            job.client,
+            result.tags[0],
+            line.version,
+            line.pip_version,
+            job.os_type,
+            isolation=job.isolation,
+            network=network,
+            timeout=timeout,
+        )
+        _append_log(result, checks)
+        summary = failure_summary(checks)
+        if summary is None:
+            return replace(result, checks=tuple(checks))
+        _discard(job, result)
+        return replace(
+            result,
+            checks=tuple(checks),
+            outcome=Outcome.VERIFY_FAILED,
+            message=f"{job.build.id} on {job.host}: {summary}",
+        )
+
+    return verify
+
+
+def _append_log(result: BuildResult, checks: Sequence[CheckResult]) -> None:
+    if result.log_path is None:
+        return
+    with contextlib.suppress(OSError), result.log_path.open("a", encoding="utf-8") as log:
+        for check in checks:
+            verdict = "PASS" if check.passed else f"FAIL ({check.message})"
+            log.write(f"verify {check.name}: {verdict} in {check.duration:.1f}s\n")
+            log.writelines(f"  | {text}\n" for text in check.output.splitlines())
+
+
+def _discard(job: BuildJob, result: BuildResult) -> None:
+    api = job.client.api
+    for tag in result.tags:
+        with contextlib.suppress(Exception):
+            api.remove_image(tag, force=False, noprune=True)
+    if result.image_id:
+        with contextlib.suppress(Exception):
+            api.remove_image(result.image_id, force=False, noprune=False)

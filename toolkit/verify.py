@@ -8,7 +8,7 @@ and (opt-in, needs the network) ``pip install`` of a small package.
 Every command is an argv list run without a shell, so it means the same on a Windows image and a
 Linux stand-in. The one command that is platform-specific (the overridden command) comes from
 ``OVERRIDE_COMMANDS`` keyed by the engine's ``OSType``: ``cmd /Q /S /C echo`` on Windows (what
-the official images test), busybox ``echo`` on the Linux stand-ins the test suite uses.
+the official images test), ``echo`` (busybox applet) on the Linux stand-ins the test suite uses.
 Containers are removed whatever happens, also on timeout.
 """
 
@@ -27,7 +27,7 @@ from toolkit.errors import ConfigError
 OVERRIDE_TOKEN = "toolkit-override-cmd-ok"
 OVERRIDE_COMMANDS: Mapping[str, tuple[str, ...]] = {
     "windows": ("cmd", "/Q", "/S", "/C", "echo", OVERRIDE_TOKEN),
-    "linux": ("busybox", "echo", OVERRIDE_TOKEN),
+    "linux": ("echo", OVERRIDE_TOKEN),
 }
 
 _COMPRESSION = (
@@ -275,3 +275,28 @@ def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
     root.set("failures", str(failures))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def verify_build(
+    client: Any,
+    image: str,
+    python_version: str,
+    pip_version: str,
+    os_type: str,
+    *,
+    isolation: str | None = None,
+    network: bool = False,
+    timeout: float = 300.0,
+) -> list[CheckResult]:
+    """All checks of one target's image (``image`` is one of its tags)."""
+    checks = checks_for(python_version, pip_version, os_type, network=network)
+    return verify_image(client, image, checks, isolation=isolation, timeout=timeout)
+
+
+def failure_summary(results: Sequence[CheckResult]) -> str | None:
+    """``2 of 6 checks failed: python-version (...); pip-version (...)``, or None if all passed."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return None
+    detail = "; ".join(f"{r.name}: {r.message}" for r in failed)
+    return f"{len(failed)} of {len(results)} checks failed: {detail}"
