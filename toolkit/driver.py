@@ -190,7 +190,6 @@ def base_image(context: Path) -> str:
 
 def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, str]:
     labels = {
-        "org.opencontainers.image.title": f"python {build.id}",
         "org.opencontainers.image.version": build.line.version,
         "org.opencontainers.image.base.name": base,
         "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -369,12 +368,30 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _connection_lost_types() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    import requests.exceptions
+    import urllib3.exceptions
+
+    # A stream cut mid-body surfaces as urllib3's ProtocolError (IncompleteRead) or requests'
+    # ChunkedEncodingError rather than a ConnectionError.
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.ProtocolError,
+        http.client.IncompleteRead,
+        ConnectionError,
+    )
+
+
 def translate(exc: BaseException, host: str, build_id: str, doing: str) -> ToolkitError:
     """A Docker SDK / requests exception as the toolkit error a user can act on."""
     import docker.errors
     import requests.exceptions
 
     where = f"{build_id} on {host}"
+    lost = _connection_lost_types()
     if isinstance(exc, ToolkitError):
         return exc
     if isinstance(exc, docker.errors.ImageNotFound):
@@ -387,7 +404,7 @@ def translate(exc: BaseException, host: str, build_id: str, doing: str) -> Toolk
             f"{where}: {doing}: the engine sent nothing before the timeout",
             hint="raise --timeout or check the host",
         )
-    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
+    if isinstance(exc, lost):
         return HostError(
             f"{where}: {doing}: engine unreachable or connection lost: {_describe(exc)}",
             hint="check that the engine is running and the host entry in hosts.toml",
