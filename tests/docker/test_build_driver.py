@@ -158,6 +158,7 @@ def test_three_engines_build_and_verify_the_rendered_dockerfiles(
         dockerfile = parse_dockerfile(root / "dockerfiles" / build.directory / "Dockerfile")
         base = history_lines(api, build.release.base_image)
         expected = history(dockerfile, base)
+        assert result.image_id is not None
         got = history_lines(api, result.image_id)
         assert got[: len(expected)] == expected
         assert all(line.startswith("LABEL ") for line in got[len(expected) :])
