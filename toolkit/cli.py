@@ -19,7 +19,10 @@ import typer
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
+    from toolkit.driver import BuildJob, BuildResult
+    from toolkit.hosts import HostsConfig, HostSpec
     from toolkit.matrix import Build
+    from toolkit.preflight import Assignment, HostFacts
     from toolkit.versions import VersionsFile
 
 app = typer.Typer(
@@ -162,7 +165,7 @@ HostsOpt = Annotated[
     typer.Option(
         "--hosts",
         envvar="TOOLKIT_HOSTS",
-        help="hosts.toml: which Docker endpoint builds which Windows release.",
+        help="Release -> Docker host map (default: ./hosts.toml when it exists).",
         show_default=False,
     ),
 ]
@@ -170,38 +173,143 @@ HostOverrideOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--host",
-        help="RELEASE=URL, overrides hosts.toml for one release (repeatable): 1809=tcp://h:2376",
+        help="RELEASE=URL (tcp://, npipe://, unix://, ssh:// or a docker context); repeatable.",
         show_default=False,
     ),
 ]
 IsolationOpt = Annotated[
     str | None,
     typer.Option(
-        "--isolation",
-        help="process or hyperv for every target, instead of what preflight chooses.",
-        show_default=False,
+        "--isolation", help="Force process or hyperv isolation (default: per host and image)."
     ),
 ]
 NoPreflightOpt = Annotated[
     bool,
     typer.Option(
         "--no-preflight",
-        help="Skip the engine checks (OSType, API and Windows build); needed for engines the "
-        "check does not know, e.g. Linux test engines. Isolation is then the engine's default "
-        "unless --isolation is given.",
+        help="Do not contact or check the hosts first (engines the check does not know).",
     ),
 ]
+
+
+def _hosts_config(hosts_path: Path | None, overrides: list[str] | None) -> HostsConfig:
+    """The hosts configuration: --hosts/TOOLKIT_HOSTS, else ./hosts.toml if present."""
+    from toolkit.hosts import load_hosts
+
+    if hosts_path is None and Path("hosts.toml").is_file():
+        hosts_path = Path("hosts.toml")
+    return load_hosts(hosts_path, overrides or [], os.environ)
+
+
+@app.command()
+def hosts(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    hosts_path: HostsOpt = None,
+    host: HostOverrideOpt = None,
+    isolation: IsolationOpt = None,
+    no_preflight: NoPreflightOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> int:
+    """Print which host builds each target and with which isolation, without building."""
+    from toolkit.hosts import connect
+    from toolkit.preflight import plan_assignments
+
+    _data, _every, chosen = _load(versions, selectors)
+    config = _hosts_config(hosts_path, host)
+    clients: list[Any] = []
+
+    def connect_fn(spec: HostSpec) -> Any:
+        client = connect(spec, os.environ, timeout=30)
+        clients.append(client)
+        return client
+
+    try:
+        plan = plan_assignments(chosen, config, connect_fn, isolation, not no_preflight)
+    finally:
+        for client in clients:
+            client.close()
+    if as_json:
+        typer.echo(json.dumps([a.record() for a in plan], indent=2))
+    else:
+        rows = [("ID", "RELEASE", "HOST", "HOST BUILD", "ISOLATION", "STATUS")]
+        for a in plan:
+            rows.append(
+                (
+                    a.build_id,
+                    a.release,
+                    a.host.name,
+                    a.facts.os_build if a.facts is not None else "-",
+                    a.isolation or ("-" if a.error else "engine default"),
+                    "ok" if a.error is None else f"refused: {a.error.one_line()}",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
+            typer.echo("  ".join([*cells, row[5]]).rstrip())
+    refused = [a for a in plan if a.error is not None]
+    if refused:
+        typer.echo(f"{len(refused)} of {len(plan)} build(s) have no fit host", err=True)
+        return refused[0].error.exit_code if refused[0].error is not None else 1
+    return 0
+
+
 RepoOpt = Annotated[
     str, typer.Option("--repo", help="Repository name the tags go under.", show_default=True)
 ]
 
 
-@dataclass(frozen=True)
-class _Target:
-    build: Build
-    host: str
-    isolation: str | None
-    spec: object
+class _Clients:
+    """The Docker clients of one run: one per host, connected on first use, closed at the end.
+
+    A host that cannot be reached is remembered, so its other targets fail at once with the
+    same message instead of trying again.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._errors: dict[str, ToolkitError] = {}
+        self._os_types: dict[str, str] = {}
+
+    def connect(self, spec: HostSpec) -> Any:
+        from toolkit.hosts import connect
+
+        key = spec.name
+        if key in self._errors:
+            raise self._errors[key]
+        if key not in self._clients:
+            try:
+                self._clients[key] = connect(spec, os.environ)
+            except ToolkitError as exc:
+                self._errors[key] = exc
+                raise
+        return self._clients[key]
+
+    def os_type(self, spec: HostSpec, facts: HostFacts | None) -> str:
+        """The engine's OSType: from preflight's facts, else asked once."""
+        from toolkit.errors import HostError
+        from toolkit.hosts import describe_error
+
+        if facts is not None:
+            return facts.os_type
+        key = spec.name
+        if key not in self._os_types:
+            client = self.connect(spec)
+            try:
+                self._os_types[key] = str(client.info().get("OSType") or "windows")
+            except Exception as exc:
+                error = HostError(
+                    f"Docker host {spec.name} does not answer: {describe_error(exc)}",
+                    hint="check that the engine runs",
+                )
+                self._errors[key] = error
+                raise error from None
+        return self._os_types[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
 def _plan(
@@ -210,33 +318,13 @@ def _plan(
     host_overrides: list[str] | None,
     isolation: str | None,
     preflight: bool,
-) -> tuple[list[_Target], dict[str, object]]:
-    """Assign each build a host (preflight checks it unless disabled); connect lazily."""
-    from toolkit.hosts import connect, load_hosts
+    clients: _Clients,
+) -> list[Assignment]:
+    """Each build's host and isolation; preflight (unless disabled) contacts every host once."""
     from toolkit.preflight import plan_assignments
 
-    env = dict(os.environ)
-    hosts = load_hosts(hosts_path, host_overrides or [], env)
-    clients: dict[str, object] = {}
-
-    def connect_fn(spec: object) -> object:
-        key = _host_key(spec)
-        if key not in clients:
-            clients[key] = connect(spec, env)  # type: ignore[arg-type]
-        return clients[key]
-
-    assignments = plan_assignments(
-        chosen, hosts, connect_fn, isolation_override=isolation, preflight=preflight
-    )
-    by_id = {b.id: b for b in chosen}
-    targets = [
-        _Target(by_id[a.build_id], _host_key(a.host), a.isolation, a.host) for a in assignments
-    ]
-    return targets, clients
-
-
-def _host_key(spec: object) -> str:
-    return str(getattr(spec, "name", None) or getattr(spec, "url", spec))
+    config = _hosts_config(hosts_path, host_overrides)
+    return plan_assignments(chosen, config, clients.connect, isolation, preflight)
 
 
 @app.command()
@@ -244,7 +332,7 @@ def build(
     selectors: SelectorsArg = None,
     versions: VersionsOpt = Path("versions.json"),
     out: OutOpt = Path("dockerfiles"),
-    hosts: HostsOpt = None,
+    hosts_path: HostsOpt = None,
     host: HostOverrideOpt = None,
     isolation: IsolationOpt = None,
     no_preflight: NoPreflightOpt = False,
@@ -308,8 +396,8 @@ def build(
     ] = None,
 ) -> int:
     """Build the selected images on their hosts, verify them, and report."""
-    from toolkit.driver import BuildJob, BuildSettings, full_tags
-    from toolkit.errors import BuildFailedError, ConfigError
+    from toolkit.driver import BuildSettings, Outcome, full_tags
+    from toolkit.errors import BuildFailedError, ConfigError, VerifyFailedError
     from toolkit.render import dockerfile_path
     from toolkit.scheduler import make_verifier, run_builds
 
@@ -334,54 +422,55 @@ def build(
                 f"{dockerfile_path(out, b)}: Dockerfile of {b.id} not found",
                 hint="run toolkit render, or pass --out",
             )
-    _check_isolation(isolation)
-    targets, clients = _plan(
-        chosen, hosts, host, isolation, preflight=not no_preflight and not dry_run
-    )
-    if dry_run:
-        for t in targets:
-            typer.echo(
-                f"{t.build.id}\thost={t.host}\tisolation={t.isolation or 'default'}\t"
-                f"context={out / t.build.directory}\ttags={','.join(full_tags(t.build, repo))}"
+    clients = _Clients()
+    try:
+        plan = _plan(chosen, hosts_path, host, isolation, not no_preflight, clients)
+        if dry_run:
+            by_id = {b.id: b for b in chosen}
+            for a in plan:
+                b = by_id[a.build_id]
+                status = "ok" if a.error is None else f"refused: {a.error.one_line()}"
+                typer.echo(
+                    f"{b.id}\thost={a.host.name}\tisolation={a.isolation or 'default'}\t"
+                    f"context={out / b.directory}\ttags={','.join(full_tags(b, repo))}\t{status}"
+                )
+            typer.echo(f"{len(plan)} build(s) planned; nothing built (--dry-run)", err=True)
+            return 0
+        jobs, refused = _jobs(plan, chosen, clients, out)
+        observer, live = _observer(_style())
+        verifier = None if no_verify else make_verifier(observer, network=network_checks)
+        with live:
+            for result in refused:
+                observer.finished(result)
+            summary = run_builds(
+                jobs,
+                settings,
+                observer,
+                jobs_per_host=jobs_per_host,
+                fail_fast=fail_fast,
+                verifier=verifier,
             )
-        typer.echo(f"{len(targets)} build(s) planned; nothing built (--dry-run)", err=True)
-        return 0
-
-    jobs, unreachable = _jobs(targets, clients, out)
-    style = _style()
-    observer, live = _observer(style)
-    verifier = None if no_verify else make_verifier(observer, network=network_checks)
-    with live:
-        for result in unreachable:
-            observer.finished(result)
-        summary = run_builds(
-            [j for j in jobs if isinstance(j, BuildJob)],
-            settings,
-            observer,
-            jobs_per_host=jobs_per_host,
-            fail_fast=fail_fast,
-            verifier=verifier,
-        )
-    results = _merge(targets, summary.results, unreachable)
+    finally:
+        clients.close()
+    results = _in_plan_order(plan, [*summary.results, *refused])
     _results_out(results, report, "toolkit build", summary.interrupted)
     if summary.interrupted:
         return 130
     failed = [r for r in results if not r.outcome.ok]
     if not failed:
         return 0
-    only_verify = all(r.outcome.value == "verify-failed" for r in failed)
-    code = 11 if only_verify else BuildFailedError.exit_code
-    _report_line(
-        f"{len(failed)} of {len(results)} target(s) failed: {', '.join(r.build_id for r in failed)}"
-    )
-    return code
+    names = ", ".join(r.build_id for r in failed)
+    _report_line(f"{len(failed)} of {len(results)} target(s) failed: {names}")
+    if all(r.outcome is Outcome.VERIFY_FAILED for r in failed):
+        return VerifyFailedError.exit_code
+    return BuildFailedError.exit_code
 
 
 @app.command()
 def verify(
     selectors: SelectorsArg = None,
     versions: VersionsOpt = Path("versions.json"),
-    hosts: HostsOpt = None,
+    hosts_path: HostsOpt = None,
     host: HostOverrideOpt = None,
     isolation: IsolationOpt = None,
     no_preflight: NoPreflightOpt = False,
@@ -403,59 +492,64 @@ def verify(
     from concurrent.futures import ThreadPoolExecutor
 
     from toolkit.driver import full_tags
-    from toolkit.errors import HostError
-    from toolkit.hosts import connect
+    from toolkit.errors import HostError, VerifyFailedError
     from toolkit.verify import CheckResult, junit_xml, verify_build
 
     _data, _every, chosen = _load(versions, selectors)
-    _check_isolation(isolation)
-    targets, clients = _plan(chosen, hosts, host, isolation, preflight=not no_preflight)
-    env = dict(os.environ)
-    by_host: dict[str, list[_Target]] = {}
-    for t in targets:
-        by_host.setdefault(t.host, []).append(t)
-
-    def run_host(group: list[_Target]) -> dict[str, list[CheckResult] | str]:
-        done: dict[str, list[CheckResult] | str] = {}
-        try:
-            client = clients.get(group[0].host) or connect(group[0].spec, env)  # type: ignore[arg-type]
-            os_type = str(client.info().get("OSType", "windows"))  # type: ignore[attr-defined]
-        except Exception as exc:
-            error = exc.one_line() if isinstance(exc, ToolkitError) else " ".join(str(exc).split())
-            return {t.build.id: f"{group[0].host}: engine unreachable: {error}" for t in group}
-        for t in group:
-            done[t.build.id] = verify_build(
-                client,
-                full_tags(t.build, repo)[0],
-                t.build.line.version,
-                t.build.line.pip_version,
-                os_type,
-                isolation=t.isolation,
-                network=network_checks,
-                timeout=timeout,
-            )
-        return done
-
+    by_id = {b.id: b for b in chosen}
+    clients = _Clients()
     outcome: dict[str, list[CheckResult] | str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
-        for part in pool.map(run_host, by_host.values()):
-            outcome.update(part)
+    try:
+        plan = _plan(chosen, hosts_path, host, isolation, not no_preflight, clients)
+        by_host: dict[str, list[Assignment]] = {}
+        for a in plan:
+            by_host.setdefault(a.host.name, []).append(a)
+
+        def run_host(group: list[Assignment]) -> dict[str, list[CheckResult] | str]:
+            done: dict[str, list[CheckResult] | str] = {}
+            for a in group:
+                b = by_id[a.build_id]
+                try:
+                    if a.error is not None:
+                        raise a.error
+                    client = clients.connect(a.host)
+                    os_type = clients.os_type(a.host, a.facts)
+                except ToolkitError as exc:
+                    done[b.id] = exc.one_line()
+                    continue
+                done[b.id] = verify_build(
+                    client,
+                    full_tags(b, repo)[0],
+                    b.line.version,
+                    b.line.pip_version,
+                    os_type,
+                    isolation=a.isolation,
+                    network=network_checks,
+                    timeout=timeout,
+                )
+            return done
+
+        with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
+            for part in pool.map(run_host, by_host.values()):
+                outcome.update(part)
+    finally:
+        clients.close()
 
     suites: dict[str, list[CheckResult]] = {}
     unreachable: list[str] = []
     failed = 0
-    for t in targets:
-        found = outcome[t.build.id]
+    for a in plan:
+        found = outcome[a.build_id]
         if isinstance(found, str):
-            unreachable.append(f"{t.build.id}: {found}")
+            unreachable.append(f"{a.build_id}: {found}")
             continue
-        suites[t.build.id] = found
+        suites[a.build_id] = found
         for check in found:
             failed += not check.passed
             if not as_json:
                 verdict = "PASS" if check.passed else "FAIL"
                 note = f": {check.message}" if check.message else ""
-                typer.echo(f"{verdict} {t.build.id} {check.name} ({check.duration:.1f}s){note}")
+                typer.echo(f"{verdict} {a.build_id} {check.name} ({check.duration:.1f}s){note}")
     if as_json:
         document = {
             "results": {bid: [c.record() for c in checks] for bid, checks in suites.items()},
@@ -473,7 +567,7 @@ def verify(
         _report_line(line)
     if unreachable:
         return HostError.exit_code
-    return 11 if failed else 0
+    return VerifyFailedError.exit_code if failed else 0
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, str]:
@@ -488,70 +582,50 @@ def _key_values(items: list[str], flag: str) -> dict[str, str]:
     return found
 
 
-def _check_isolation(isolation: str | None) -> None:
-    from toolkit.errors import ConfigError
-
-    if isolation is not None and isolation not in ("process", "hyperv", "default"):
-        raise ConfigError(
-            f"--isolation {isolation!r} is not an isolation mode", hint="use process or hyperv"
-        )
-
-
 def _jobs(
-    targets: list[_Target], clients: dict[str, object], out: Path
-) -> tuple[list[object], list[object]]:
-    """A BuildJob per target whose host answers; a failed result for the others."""
+    plan: list[Assignment], chosen: list[Build], clients: _Clients, out: Path
+) -> tuple[list[BuildJob], list[BuildResult]]:
+    """A BuildJob per target whose host is fit and answers; a failed result for the others."""
     from toolkit.driver import BuildJob, BuildResult, Outcome
-    from toolkit.errors import ToolkitError
-    from toolkit.hosts import connect
 
-    env = dict(os.environ)
-    jobs: list[object] = []
-    unreachable: list[object] = []
-    errors: dict[str, str] = {}
-    os_types: dict[str, str] = {}
-    for t in targets:
-        if t.host not in clients and t.host not in errors:
-            try:
-                clients[t.host] = connect(t.spec, env)  # type: ignore[arg-type]
-            except ToolkitError as exc:
-                errors[t.host] = exc.one_line()
-        if t.host in clients and t.host not in os_types:
-            try:
-                os_types[t.host] = str(clients[t.host].info().get("OSType", "windows"))  # type: ignore[attr-defined]
-            except Exception as exc:
-                errors[t.host] = f"{t.host}: engine does not answer: {' '.join(str(exc).split())}"
-                del clients[t.host]
-        if t.host in errors:
-            unreachable.append(
+    by_id = {b.id: b for b in chosen}
+    jobs: list[BuildJob] = []
+    refused: list[BuildResult] = []
+    for a in plan:
+        b = by_id[a.build_id]
+        try:
+            if a.error is not None:
+                raise a.error
+            client = clients.connect(a.host)
+            os_type = clients.os_type(a.host, a.facts)
+        except ToolkitError as exc:
+            refused.append(
                 BuildResult(
-                    build_id=t.build.id,
-                    host=t.host,
-                    isolation=t.isolation,
+                    build_id=b.id,
+                    host=a.host.name,
+                    isolation=a.isolation,
                     outcome=Outcome.FAILED,
                     duration=0.0,
-                    message=f"{t.build.id}: {errors[t.host]}",
+                    message=f"{b.id}: {exc.one_line()}",
                 )
             )
             continue
         jobs.append(
             BuildJob(
-                build=t.build,
-                context=out / t.build.directory,
-                host=t.host,
-                client=clients[t.host],
-                isolation=t.isolation,
-                os_type=os_types[t.host],
+                build=b,
+                context=out / b.directory,
+                host=a.host.name,
+                client=client,
+                isolation=a.isolation,
+                os_type=os_type,
             )
         )
-    return jobs, unreachable
+    return jobs, refused
 
 
-def _merge(
-    targets: list[_Target], built: Sequence[object], unreachable: Sequence[object]
-) -> list[Any]:
-    by_id = {r.build_id: r for r in [*built, *unreachable]}  # type: ignore[attr-defined]
-    return [by_id[t.build.id] for t in targets]
+def _in_plan_order(plan: list[Assignment], results: Sequence[BuildResult]) -> list[BuildResult]:
+    by_id = {r.build_id: r for r in results}
+    return [by_id[a.build_id] for a in plan]
 
 
 def _style() -> str:
@@ -573,7 +647,9 @@ def _observer(style: str) -> tuple[Any, Any]:
     return progress.PlainReporter(sys.stdout), contextlib.nullcontext()
 
 
-def _results_out(results: list[Any], report: Path | None, title: str, interrupted: bool) -> None:
+def _results_out(
+    results: list[BuildResult], report: Path | None, title: str, interrupted: bool
+) -> None:
     from toolkit import progress
     from toolkit.render import write_atomic
 

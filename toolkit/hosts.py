@@ -1,0 +1,464 @@
+"""Which Docker engine builds which Windows release: ``hosts.toml``, ``--host`` and the environment.
+
+``hosts.toml`` (path from ``--hosts`` or ``TOOLKIT_HOSTS``) has one table per release::
+
+    [hosts.1809]
+    url = "tcp://win2019.example.net:2376"
+    ca = "certs/1809/ca.pem"        # relative paths are relative to hosts.toml
+    cert = "certs/1809/cert.pem"
+    key = "certs/1809/key.pem"
+
+    [hosts.ltsc2022]
+    context = "win2022"             # a docker context instead of a URL
+
+``--host 1809=URL`` (repeatable) replaces a release's endpoint; ``URL`` without a scheme names a
+docker context. With neither file nor ``--host``, the engine the environment points at
+(``DOCKER_HOST``, ``DOCKER_CONTEXT``, else the local engine) serves every release.
+
+Security rules, enforced here and nowhere else:
+
+* ``tcp://`` without TLS is refused unless the address is loopback: the Docker API is root on
+  the host, and plain TCP lets anyone on the path drive it.
+* TLS always needs ``ca``, ``cert`` and ``key`` (the daemon must verify us, we verify it) and
+  always verifies the server against ``ca``, also when ``REQUESTS_CA_BUNDLE`` or
+  ``CURL_CA_BUNDLE`` is set: requests lets those replace docker-py's CA on every request
+  (docker/docker-py#2433), which :func:`connect` prevents.
+* Paths are shown, never the contents of key material.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from toolkit.errors import ConfigError, HostError
+from toolkit.windows import find_release, suggest_release
+
+SCHEMES = ("tcp", "https", "npipe", "unix", "ssh")
+HOST_KEYS = ("url", "context", "ca", "cert", "key")
+TOP_KEYS = ("hosts",)
+LOCAL_UNIX = "unix:///var/run/docker.sock"
+LOCAL_NPIPE = "npipe:////./pipe/docker_engine"
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TLSFiles:
+    """Client-side TLS material: the CA that signed the daemon's certificate, our cert and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostSpec:
+    """One Docker endpoint.
+
+    ``url`` is the endpoint as configured (``tcp://h:2376``, ``npipe:////./pipe/docker_engine``,
+    ``unix:///...``, ``ssh://user@h``) or empty when ``context`` names a docker context.
+    ``release`` is the release key it is configured for, None for the environment's engine,
+    which serves any release. ``source`` says where it came from, for messages.
+    """
+
+    url: str = ""
+    context: str | None = None
+    tls: TLSFiles | None = None
+    release: str | None = None
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        """How messages and tables name this host (no key material)."""
+        if self.context is not None:
+            return f"context {self.context}"
+        return self.url
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.name,
+            "url": self.url or None,
+            "context": self.context,
+            "tls": self.tls is not None,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostsConfig:
+    """Release key -> host, plus the environment's engine when nothing is configured."""
+
+    hosts: Mapping[str, HostSpec] = field(default_factory=dict)
+    default: HostSpec | None = None
+    path: Path | None = None
+
+    def for_release(self, key: str) -> HostSpec:
+        """The host that builds release ``key`` (a key or alias); ConfigError if there is none."""
+        release = find_release(key)
+        if release is None:
+            raise ConfigError(f"unknown Windows release {key!r}", hint=suggest_release(key))
+        if release.key in self.hosts:
+            return self.hosts[release.key]
+        if self.default is not None:
+            return replace(self.default, release=release.key)
+        where = str(self.path) if self.path is not None else "--host"
+        configured = ", ".join(self.hosts) or "none"
+        raise ConfigError(
+            f"no Docker host for release {release.key} in {where} (configured: {configured})",
+            hint=f"add [hosts.{release.key}] with url = ... to hosts.toml "
+            f"or pass --host {release.key}=URL",
+        )
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    choices = ", ".join(known)
+    return f"did you mean {close[0]!r}? known keys: {choices}" if close else f"known: {choices}"
+
+
+def is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, *, where: str, tls: bool) -> str:
+    """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"{where}: unsupported Docker endpoint {url!r}",
+            hint="use tcp://HOST:2376 (with ca, cert, key), npipe:////./pipe/docker_engine, "
+            "unix:///var/run/docker.sock, ssh://USER@HOST, or a docker context name",
+        )
+    if scheme in ("tcp", "https"):
+        if not parts.hostname:
+            raise ConfigError(f"{where}: {url!r} has no host name", hint="use tcp://HOST:2376")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {url!r} has a bad port", hint="use tcp://HOST:2376"
+            ) from None
+        if not tls and not is_loopback(parts.hostname):
+            raise ConfigError(
+                f"{where}: plain tcp:// to {parts.hostname} is refused: anyone on the network "
+                "could drive that engine",
+                hint="serve the engine with --tlsverify and set ca, cert and key "
+                "as README.md Host setup shows, or use ssh://",
+            )
+        return "tcp://" + url.split("://", 1)[1]
+    if tls:
+        raise ConfigError(
+            f"{where}: ca/cert/key only apply to tcp:// endpoints, not {scheme}://",
+            hint="remove them, or use tcp://HOST:2376",
+        )
+    if scheme == "ssh" and not parts.hostname:
+        raise ConfigError(f"{where}: {url!r} has no host name", hint="use ssh://USER@HOST")
+    return url
+
+
+def _tls_files(
+    table: Mapping[str, Any], *, base: Path, where: str, env: Mapping[str, str]
+) -> TLSFiles | None:
+    given = {k: table[k] for k in ("ca", "cert", "key") if k in table}
+    if not given:
+        return None
+    missing = [k for k in ("ca", "cert", "key") if k not in given]
+    if missing:
+        raise ConfigError(
+            f"{where}: TLS needs ca, cert and key; missing {', '.join(missing)}",
+            hint="the daemon must verify the client and the client the daemon; see README.md Host setup",
+        )
+    paths = {}
+    for key, value in given.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.{key} must be a file path (a string)")
+        path = Path(_expand_home(value, env))
+        if not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise ConfigError(
+                f"{where}.{key}: {path} does not exist", hint="fix the path or create the file"
+            )
+        paths[key] = path
+    return TLSFiles(ca=paths["ca"], cert=paths["cert"], key=paths["key"])
+
+
+def _expand_home(value: str, env: Mapping[str, str]) -> str:
+    if value == "~" or value.startswith("~/"):
+        home = env.get("HOME") or env.get("USERPROFILE") or str(Path.home())
+        return home + value[1:]
+    return value
+
+
+def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, str]) -> HostSpec:
+    where = f"{path}: [hosts.{release}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table", hint=f'write [hosts.{release}] url = "..."')
+    for key in table:
+        if key not in HOST_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}", hint=_did_you_mean(key, HOST_KEYS))
+    url, context = table.get("url"), table.get("context")
+    if (url is None) == (context is None):
+        raise ConfigError(
+            f"{where} needs exactly one of url or context",
+            hint='url = "tcp://HOST:2376" (plus ca, cert, key) or context = "NAME"',
+        )
+    tls = _tls_files(table, base=path.parent, where=where, env=env)
+    if context is not None:
+        if not isinstance(context, str) or not context:
+            raise ConfigError(f"{where}.context must be a docker context name")
+        if tls is not None:
+            raise ConfigError(
+                f"{where}: ca/cert/key do not apply to a context",
+                hint="the context has its own TLS",
+            )
+        return HostSpec(context=context, release=release, source=f"{path} [hosts.{release}]")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{where}.url must be a URL string", hint='url = "tcp://HOST:2376"')
+    url = _check_url(url, where=f"{where}.url", tls=tls is not None)
+    return HostSpec(url=url, tls=tls, release=release, source=f"{path} [hosts.{release}]")
+
+
+def _release_key(name: str, where: str) -> str:
+    release = find_release(name)
+    if release is None:
+        raise ConfigError(f"{where}: unknown Windows release {name!r}", hint=suggest_release(name))
+    return release.key
+
+
+def _read_file(path: Path, env: Mapping[str, str]) -> dict[str, HostSpec]:
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"hosts file {path} does not exist",
+            hint="copy hosts.example.toml to hosts.toml, or pass --hosts PATH / set TOOLKIT_HOSTS",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"hosts file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from None
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"{path}: unknown top-level key {key!r}", hint=_did_you_mean(key, TOP_KEYS)
+            )
+    tables = data.get("hosts", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: hosts must be a table", hint="write [hosts.1809] url = ...")
+    hosts: dict[str, HostSpec] = {}
+    for name, table in tables.items():
+        key = _release_key(name, f"{path}: [hosts.{name}]")
+        if key in hosts:
+            raise ConfigError(
+                f"{path}: release {key} is configured twice ([hosts.{name}] is an alias)",
+                hint="keep one table per release",
+            )
+        hosts[key] = _host_from_table(key, table, path=path, env=env)
+    return hosts
+
+
+def _env_tls(env: Mapping[str, str], where: str) -> TLSFiles | None:
+    """Docker's own convention: DOCKER_TLS_VERIFY non-empty, files in DOCKER_CERT_PATH."""
+    if not env.get("DOCKER_TLS_VERIFY"):
+        return None
+    base = Path(env.get("DOCKER_CERT_PATH") or _expand_home("~/.docker", env))
+    files = TLSFiles(ca=base / "ca.pem", cert=base / "cert.pem", key=base / "key.pem")
+    for path in (files.ca, files.cert, files.key):
+        if not path.is_file():
+            raise ConfigError(
+                f"{where}: DOCKER_TLS_VERIFY is set but {path} does not exist",
+                hint="set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem",
+            )
+    return files
+
+
+def _override(
+    text: str, *, hosts: Mapping[str, HostSpec], env: Mapping[str, str]
+) -> tuple[str, HostSpec]:
+    where = f"--host {text}"
+    release_name, sep, target = text.partition("=")
+    if not sep or not release_name or not target:
+        raise ConfigError(
+            f"{where}: expected RELEASE=URL", hint="for example --host 1809=tcp://win2019:2376"
+        )
+    key = _release_key(release_name.strip(), where)
+    target = target.strip()
+    source = f"--host {key}"
+    if "://" not in target:
+        return key, HostSpec(context=target, release=key, source=source)
+    scheme = target.split("://", 1)[0].lower()
+    tls = None
+    if scheme in ("tcp", "https"):
+        # TLS material for an overridden address: the file's entry for that release keeps its
+        # certificates; otherwise Docker's DOCKER_TLS_VERIFY/DOCKER_CERT_PATH convention.
+        configured = hosts.get(key)
+        tls = configured.tls if configured is not None and configured.tls else None
+        tls = tls or _env_tls(env, where)
+    url = _check_url(target, where=where, tls=tls is not None)
+    return key, HostSpec(url=url, tls=tls, release=key, source=source)
+
+
+def environment_host(env: Mapping[str, str]) -> HostSpec:
+    """The engine the environment points at: DOCKER_HOST, DOCKER_CONTEXT, else the local one."""
+    docker_host = env.get("DOCKER_HOST")
+    if docker_host:
+        tls = _env_tls(env, "DOCKER_HOST")
+        if "://" not in docker_host:
+            raise ConfigError(
+                f"DOCKER_HOST={docker_host!r} has no scheme", hint="use tcp://HOST:2376 or unix://"
+            )
+        url = _check_url(docker_host, where="DOCKER_HOST", tls=tls is not None)
+        return HostSpec(url=url, tls=tls, source="DOCKER_HOST")
+    context = env.get("DOCKER_CONTEXT")
+    if context and context != "default":
+        return HostSpec(context=context, source="DOCKER_CONTEXT")
+    local = LOCAL_NPIPE if os.name == "nt" else LOCAL_UNIX
+    return HostSpec(url=local, source="local engine")
+
+
+def load_hosts(path: Path | None, overrides: Sequence[str], env: Mapping[str, str]) -> HostsConfig:
+    """Read and validate the hosts configuration once: file, then ``--host`` overrides.
+
+    Raises ConfigError (exit 2) naming the file, key and fix for every mistake.
+    """
+    hosts = _read_file(path, env) if path is not None else {}
+    for text in overrides:
+        key, spec = _override(text, hosts=hosts, env=env)
+        hosts[key] = spec
+    default = environment_host(env) if path is None and not overrides else None
+    return HostsConfig(hosts=dict(hosts), default=default, path=path)
+
+
+# --- connecting ------------------------------------------------------------------------------
+
+
+def _pinned_ca_client(**kwargs: Any) -> Any:
+    """A DockerClient whose TLS verification cannot be redirected by the environment.
+
+    requests' ``Session.merge_environment_settings`` replaces the per-request ``verify`` with
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE when they are set, and the per-request value beats the
+    session's, so docker-py's ``TLSConfig(ca_cert=...)`` is silently ignored
+    (docker/docker-py#2433). This client puts the session's CA back on every request; proxies
+    from the environment still apply.
+    """
+    import docker
+
+    class PinnedCAAPIClient(docker.APIClient):  # type: ignore[misc]
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert
+            )
+            settings["verify"] = self.verify
+            return settings
+
+    class PinnedCADockerClient(docker.DockerClient):  # type: ignore[misc]
+        def __init__(self, **kw: Any) -> None:
+            self.api = PinnedCAAPIClient(**kw)
+
+    return PinnedCADockerClient(**kwargs)
+
+
+def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A ``docker.DockerClient`` for ``spec`` (API version negotiated with the engine).
+
+    Raises HostError naming the host when the engine cannot be reached, ConfigError when a
+    docker context does not exist. ``env`` is the environment the client would see; it only
+    matters for the docker context store (DOCKER_CONFIG), which docker-py reads itself.
+    """
+    import docker
+    from docker.tls import TLSConfig
+
+    try:
+        if spec.context is not None:
+            from docker.context import ContextAPI
+
+            context = ContextAPI.get_context(spec.context)
+            if context is None:
+                raise ConfigError(
+                    f"{spec.source}: no docker context named {spec.context!r}",
+                    hint="list them with: docker context ls",
+                )
+            tls_config = context.TLSConfig
+            if tls_config:
+                return _pinned_ca_client(
+                    base_url=context.Host, tls=tls_config, version="auto", timeout=timeout
+                )
+            return docker.DockerClient(base_url=context.Host, version="auto", timeout=timeout)
+        if spec.tls is not None:
+            tls_config = TLSConfig(
+                client_cert=(str(spec.tls.cert), str(spec.tls.key)),
+                ca_cert=str(spec.tls.ca),
+                verify=True,
+            )
+            base_url = "https://" + spec.url.split("://", 1)[1]
+            return _pinned_ca_client(
+                base_url=base_url, tls=tls_config, version="auto", timeout=timeout
+            )
+        return docker.DockerClient(
+            base_url=spec.url,
+            version="auto",
+            timeout=timeout,
+            use_ssh_client=spec.url.startswith("ssh://"),
+        )
+    except ConfigError:
+        raise
+    except (docker.errors.DockerException, OSError) as exc:
+        raise HostError(
+            f"Docker host {spec.name} ({spec.source}) cannot be reached: {describe_error(exc)}",
+            hint="check that the engine runs and the address and certificates are right",
+        ) from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """The root cause of a docker/requests/urllib3 error in a few words.
+
+    Their messages nest the cause several levels deep ("Max retries exceeded ... Caused by
+    SSLError(...)"); the innermost TLS or OS error is what a user can act on.
+    """
+    import ssl
+
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    deepest: str | None = None
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"TLS verification failed: {current.verify_message or current.reason}"
+        if isinstance(current, ssl.SSLError):
+            return f"TLS failed: {current.reason or current}"
+        if isinstance(current, OSError) and current.strerror:
+            deepest = current.strerror
+        reason = getattr(current, "reason", None)
+        links = [current.__cause__, current.__context__, reason, *current.args]
+        stack.extend(x for x in links if isinstance(x, BaseException))
+    if deepest is not None:
+        return deepest
+    text = str(exc)
+    for marker in ("Caused by ", "Error while fetching server API version: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    return " ".join(text.split()) or type(exc).__name__

@@ -1,0 +1,273 @@
+"""Preflight: before anything is sent, is each host's engine fit for the builds assigned to it?
+
+From ``client.version()`` and ``client.info()``: the engine answers; its API version is at least
+:data:`MIN_API_VERSION`; it runs Windows containers (``OSType``); and its build, read from
+``KernelVersion`` (``10.0 17763 (17763.1.amd64fre.rs5_release.180914-1434)``), can run the
+target's image. Microsoft's version-compatibility rules
+(https://learn.microsoft.com/virtualization/windowscontainers/deploy-containers/version-compatibility):
+
+* host build == image build: process isolation;
+* host newer: Hyper-V isolation, except that a Windows Server 2025 host (26100) runs Server 2022
+  images (20348) with process isolation;
+* host older: impossible in any isolation ("The container operating system does not match the
+  host operating system", 0xc0370101), so the build is refused before it starts.
+
+``--isolation`` overrides the choice (never the host-older refusal); ``--no-preflight`` skips
+the whole check, for engines it does not know (the test suite's Linux engines).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from toolkit.errors import ConfigError, HostError
+from toolkit.hosts import HostsConfig, HostSpec, describe_error
+from toolkit.windows import WindowsRelease, find_release
+
+if TYPE_CHECKING:
+    from toolkit.matrix import Build
+
+# A chosen floor, not a researched limit: the toolkit is exercised against API 1.41 (Debian's
+# dockerd 20.10) and the API versions recorded from Windows engines (1.39 and newer); engines
+# older than Docker 17.06 (API 1.30) are untested and refused. Lower it only with a test.
+MIN_API_VERSION = "1.30"
+ISOLATIONS = ("process", "hyperv")
+# (host build, image build) pairs Microsoft allows to run with process isolation across builds.
+PROCESS_ACROSS_BUILDS = frozenset({(26100, 20348)})
+
+_KERNEL = re.compile(r"^\s*(\d+)\.(\d+)\s+(\d+)\b")
+_OS_BUILD = re.compile(r"OS Build (\d+)\.(\d+)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostFacts:
+    """What an engine says about itself. ``build`` and ``revision`` are None unless Windows."""
+
+    endpoint: str
+    name: str
+    os_type: str
+    operating_system: str
+    kernel_version: str
+    build: int | None
+    revision: int | None
+    api_version: str
+    server_version: str
+    architecture: str
+    default_isolation: str | None
+
+    @property
+    def os_build(self) -> str:
+        """``17763.805`` (or ``17763`` without an update revision, ``-`` when not Windows)."""
+        if self.build is None:
+            return "-"
+        return f"{self.build}.{self.revision}" if self.revision is not None else str(self.build)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "os_type": self.os_type,
+            "operating_system": self.operating_system,
+            "kernel_version": self.kernel_version,
+            "build": self.build,
+            "revision": self.revision,
+            "api_version": self.api_version,
+            "server_version": self.server_version,
+            "architecture": self.architecture,
+            "default_isolation": self.default_isolation,
+        }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where one build runs and how. ``error`` is the refusal when the host is unfit."""
+
+    build_id: str
+    release: str
+    host: HostSpec
+    isolation: str | None
+    facts: HostFacts | None
+    error: HostError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.build_id,
+            "release": self.release,
+            "host": self.host.record(),
+            "host_build": self.facts.os_build if self.facts is not None else None,
+            "facts": self.facts.record() if self.facts is not None else None,
+            "isolation": self.isolation,
+            "ok": self.ok,
+            "error": self.error.one_line() if self.error is not None else None,
+        }
+
+
+def parse_kernel_build(kernel_version: str) -> int | None:
+    """The Windows build in ``10.0 17763 (17763.1.amd64fre.rs5_release.180914-1434)``."""
+    match = _KERNEL.match(kernel_version)
+    if match is None or match.group(1) != "10":
+        return None
+    return int(match.group(3))
+
+
+def parse_revision(operating_system: str, build: int | None) -> int | None:
+    """The update revision (UBR) in ``... (OS Build 17763.805)``, if it belongs to ``build``."""
+    match = _OS_BUILD.search(operating_system)
+    if match is None or build is None or int(match.group(1)) != build:
+        return None
+    return int(match.group(2))
+
+
+def inspect_engine(client: Any, *, host: str = "") -> HostFacts:
+    """Ask the engine (``client.version()``, ``client.info()``); HostError if it does not answer."""
+    endpoint = host or str(getattr(getattr(client, "api", None), "base_url", "")) or "engine"
+    try:
+        version = client.version()
+        info = client.info()
+    except Exception as exc:
+        # docker.errors.DockerException and requests' errors; docker is not imported here.
+        raise HostError(
+            f"Docker host {endpoint} does not answer: {describe_error(exc)}",
+            hint="check that the engine runs and is reachable from here",
+        ) from exc
+    os_type = str(info.get("OSType") or version.get("Os") or "")
+    kernel = str(info.get("KernelVersion") or version.get("KernelVersion") or "")
+    operating_system = str(info.get("OperatingSystem") or "")
+    build = parse_kernel_build(kernel) if os_type == "windows" else None
+    isolation = info.get("Isolation")
+    return HostFacts(
+        endpoint=endpoint,
+        name=str(info.get("Name") or ""),
+        os_type=os_type,
+        operating_system=operating_system,
+        kernel_version=kernel,
+        build=build,
+        revision=parse_revision(operating_system, build),
+        api_version=str(version.get("ApiVersion") or ""),
+        server_version=str(version.get("Version") or info.get("ServerVersion") or ""),
+        architecture=str(info.get("Architecture") or version.get("Arch") or ""),
+        default_isolation=str(isolation) if isolation else None,
+    )
+
+
+def check_engine(facts: HostFacts) -> None:
+    """Host-level checks: API version new enough. HostError names the host and the versions."""
+    try:
+        too_old = Version(facts.api_version) < Version(MIN_API_VERSION)
+    except InvalidVersion:
+        raise HostError(
+            f"Docker host {facts.endpoint} reports API version {facts.api_version!r}",
+            hint="is this a Docker Engine? pass --no-preflight to skip the check",
+        ) from None
+    if too_old:
+        raise HostError(
+            f"Docker host {facts.endpoint} speaks API {facts.api_version} "
+            f"(engine {facts.server_version}); the toolkit needs {MIN_API_VERSION} or newer",
+            hint="upgrade the engine on that host",
+        )
+
+
+def _release(release: WindowsRelease | str) -> WindowsRelease:
+    if isinstance(release, WindowsRelease):
+        return release
+    found = find_release(release)
+    if found is None:
+        raise ConfigError(f"unknown Windows release {release!r}")
+    return found
+
+
+def check_isolation_option(value: str | None) -> str | None:
+    if value is None or value in ISOLATIONS:
+        return value
+    raise ConfigError(
+        f"--isolation {value!r} is not an isolation mode", hint="use process or hyperv"
+    )
+
+
+def choose_isolation(facts: HostFacts, release: WindowsRelease | str, override: str | None) -> str:
+    """``process`` or ``hyperv`` for an image of ``release`` on this host, or HostError."""
+    target = _release(release)
+    override = check_isolation_option(override)
+    if facts.os_type != "windows":
+        raise HostError(
+            f"Docker host {facts.endpoint} runs {facts.os_type or 'unknown'} containers "
+            f"(OSType {facts.os_type!r}); {target.key} needs a Windows engine",
+            hint="point the release at a Windows host, or pass --no-preflight to build anyway",
+        )
+    if facts.build is None:
+        raise HostError(
+            f"Docker host {facts.endpoint}: cannot read a Windows build from "
+            f"KernelVersion {facts.kernel_version!r}",
+            hint="pass --no-preflight (and --isolation) to build anyway",
+        )
+    if facts.build < target.build:
+        raise HostError(
+            f"Docker host {facts.endpoint} runs Windows build {facts.build}, older than the "
+            f"{target.key} image (build {target.build}): a newer image never runs on an older host",
+            hint=f"build {target.key} on a host with build {target.build} or newer",
+        )
+    if override is not None:
+        return override
+    if facts.build == target.build or (facts.build, target.build) in PROCESS_ACROSS_BUILDS:
+        return "process"
+    return "hyperv"
+
+
+def _host_key(spec: HostSpec) -> tuple[str, str | None, object]:
+    return (spec.url, spec.context, spec.tls)
+
+
+def plan_assignments(
+    builds: Sequence[Build],
+    hosts: HostsConfig,
+    connect_fn: Callable[[HostSpec], Any],
+    isolation_override: str | None,
+    preflight: bool,
+) -> list[Assignment]:
+    """Assign each build to its release's host and decide its isolation.
+
+    Every build's host is looked up first (a release without a host is a ConfigError, before
+    any host is contacted). With ``preflight``, each distinct host is contacted once through
+    ``connect_fn`` (which owns and closes the clients it returns) and inspected; an unreachable
+    or unfit host becomes an Assignment with ``error`` set, so the other builds can go ahead.
+    Without it, no host is contacted and ``isolation`` is the override (None: engine default).
+    """
+    override = check_isolation_option(isolation_override)
+    specs = [hosts.for_release(build.release.key) for build in builds]
+    if not preflight:
+        return [
+            Assignment(build.id, build.release.key, spec, override, None)
+            for build, spec in zip(builds, specs, strict=True)
+        ]
+    inspected: dict[tuple[str, str | None, object], HostFacts | HostError] = {}
+    for spec in specs:
+        key = _host_key(spec)
+        if key in inspected:
+            continue
+        try:
+            facts = inspect_engine(connect_fn(spec), host=spec.name)
+            check_engine(facts)
+            inspected[key] = facts
+        except HostError as exc:
+            inspected[key] = exc
+    plan = []
+    for build, spec in zip(builds, specs, strict=True):
+        outcome = inspected[_host_key(spec)]
+        if isinstance(outcome, HostError):
+            plan.append(Assignment(build.id, build.release.key, spec, None, None, outcome))
+            continue
+        try:
+            isolation = choose_isolation(outcome, build.release, override)
+        except HostError as exc:
+            plan.append(Assignment(build.id, build.release.key, spec, None, outcome, exc))
+            continue
+        plan.append(Assignment(build.id, build.release.key, spec, isolation, outcome))
+    return plan
