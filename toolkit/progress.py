@@ -62,6 +62,9 @@ class PlainReporter:
         self._print(f"[{build_id}] start on {host}")
 
     def step(self, build_id: str, number: int, total: int, instruction: str) -> None:
+        if not total:  # a phase without steps (verifying)
+            self._print(f"[{build_id}] {instruction}")
+            return
         self._print(f"[{build_id}] step {number}/{total}: {_clip(instruction, 100)}")
 
     def line(self, build_id: str, text: str) -> None:

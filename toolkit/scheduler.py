@@ -131,6 +131,7 @@ def make_verifier(
 
     def verify(job: BuildJob, result: BuildResult) -> BuildResult:
         line = job.build.line
+        started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
         checks = verify_build(
             job.client,
@@ -143,12 +144,14 @@ def make_verifier(
             timeout=timeout,
         )
         _append_log(result, checks)
+        duration = result.duration + time.monotonic() - started
         summary = failure_summary(checks)
         if summary is None:
-            return replace(result, checks=tuple(checks))
+            return replace(result, checks=tuple(checks), duration=duration)
         _discard(job, result)
         return replace(
             result,
+            duration=duration,
             checks=tuple(checks),
             outcome=Outcome.VERIFY_FAILED,
             message=f"{job.build.id} on {job.host}: {summary}",
