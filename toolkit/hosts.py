@@ -108,11 +108,12 @@ class HostsConfig:
             return self.hosts[release.key]
         if self.default is not None:
             return replace(self.default, release=release.key)
-        where = str(self.path) if self.path is not None else "--host"
+        where = str(self.path) if self.path is not None else "the --host options"
+        file = self.path.name if self.path is not None else "hosts.toml"
         configured = ", ".join(self.hosts) or "none"
         raise ConfigError(
             f"no Docker host for release {release.key} in {where} (configured: {configured})",
-            hint=f"add [hosts.{release.key}] with url = ... to hosts.toml "
+            hint=f"add [hosts.{release.key}] with url = ... to {file} "
             f"or pass --host {release.key}=URL",
         )
 
