@@ -23,7 +23,6 @@ WINDOWS_PYTHON = "Python 3.8.0rc1\r\n"
 WINDOWS_PIP = "pip 19.2.3 from c:\\python\\lib\\site-packages\\pip (python 3.8)\r\n"
 
 
-
 def test_the_checks_and_their_commands() -> None:
     checks = checks_for("3.8.0rc1", "19.2.3", "windows")
     assert [c.name for c in checks] == [

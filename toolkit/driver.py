@@ -40,6 +40,8 @@ from toolkit.matrix import Build
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
 """The image label that carries the cache key (``content_hash``)."""
 
+CREATED_LABEL = "org.opencontainers.image.created"
+
 HASH_SCHEME = "toolkit-build-hash/1"
 """Mixed into every hash: bump it when what goes into the hash changes."""
 
@@ -192,7 +194,7 @@ def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, st
     labels = {
         "org.opencontainers.image.version": build.line.version,
         "org.opencontainers.image.base.name": base,
-        "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        CREATED_LABEL: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if settings.source:
         labels["org.opencontainers.image.source"] = settings.source
@@ -450,11 +452,19 @@ def _apply_tags(api: Any, image_id: str, tags: Sequence[str]) -> None:
         api.tag(image_id, repository, name, force=True)
 
 
-def _find_cached(api: Any, digest: str) -> dict[str, Any] | None:
+def _find_cached(api: Any, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
+    """The newest finished image labelled with ``digest``, if the engine has one.
+
+    The classic builder applies build labels one step at a time, so the intermediate images of
+    the label steps carry the hash too; only the final image carries every label. An
+    intermediate left dangling (its build failed later) is therefore never taken for a result.
+    """
     found = api.images(filters={"label": f"{HASH_LABEL}={digest}"})
-    if not found:
-        return None
-    return max(found, key=lambda i: int(i.get("Created", 0)))  # type: ignore[no-any-return]
+    for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
+        labels = image.get("Labels") or {}
+        if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
+            return image  # type: ignore[no-any-return]
+    return None
 
 
 def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> None:
@@ -548,7 +558,8 @@ def build_image(
         emit(f"{build.id} on {host}: context {job.context}, hash {digest[:16]}")
         if not settings.force:
             doing = "looking for an image with the same hash"
-            cached = _find_cached(api, digest)
+            expected = {**oci_labels(build, settings, base), HASH_LABEL: digest}
+            cached = _find_cached(api, digest, expected)
             if cached is not None:
                 _apply_tags(api, cached["Id"], tags)
                 emit(f"unchanged: {cached['Id'][:19]} has hash {digest[:16]}; tagged {tags[0]}")

@@ -174,7 +174,7 @@ def _discard(job: BuildJob, result: BuildResult) -> None:
     api = job.client.api
     for tag in result.tags:
         with contextlib.suppress(Exception):
-            api.remove_image(tag, force=False, noprune=True)
+            api.remove_image(tag, force=False, noprune=False)
     if result.image_id:
         with contextlib.suppress(Exception):
             api.remove_image(result.image_id, force=False, noprune=False)
