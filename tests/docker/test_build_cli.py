@@ -9,7 +9,11 @@ built by other test modules on the same engines are not skipped here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -18,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_toolkit
+from tests.conftest import REPO, run_toolkit
 from tests.docker import engines as eng
 from tests.docker.matrixspace import containers, insert_before_cmd, line_of, render_workspace
 from toolkit.matrix import Build
@@ -285,4 +289,47 @@ def test_verify_fails_clearly_when_the_image_is_not_the_version_it_claims(
             )
             == []
         )
+    _assert_clean(clients)
+
+
+def test_ctrl_c_cancels_the_running_builds_and_cleans_up(
+    engines: dict[str, eng.Engine],
+    clients: dict[str, Any],
+    standin_python_version: str,
+    standin_pip_version: str,
+    tmp_path: Path,
+) -> None:
+    builds = _workspace(tmp_path, engines, standin_python_version, standin_pip_version)
+    slow = next(b for b in builds if b.release.key == "1803")
+    insert_before_cmd(
+        tmp_path / "dockerfiles" / slow.directory / "Dockerfile",
+        f"RUN Write-Host {eng.SLEEP_MARKER}120",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLKIT_", "GITHUB_"))}
+    env["PYTHONPATH"] = str(REPO)
+    argv = [sys.executable, "-m", "toolkit", "build", "--no-preflight", "--hosts", "hosts.toml"]
+    argv += ["--pull", "never", "--network", "none", "--repo", "cli/python", "--no-verify"]
+    argv += ["--report", "build.json", "--build-arg", f"TOOLKIT_TEST={tmp_path.name}"]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = tmp_path / "logs" / f"{slow.id}.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and "Running in" in log.read_text().rpartition(eng.SLEEP_MARKER)[2]:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"the slow step never started: {proc.communicate()}")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert time.monotonic() - started < 30
+    report = json.loads((tmp_path / "build.json").read_text())
+    assert report["interrupted"] is True
+    by_id = {r["id"]: r for r in report["results"]}
+    assert by_id[slow.id]["result"] == "cancelled"
+    assert "interrupted (Ctrl-C)" in by_id[slow.id]["message"]
     _assert_clean(clients)
