@@ -452,19 +452,41 @@ def _apply_tags(api: Any, image_id: str, tags: Sequence[str]) -> None:
         api.tag(image_id, repository, name, force=True)
 
 
-def _find_cached(api: Any, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
-    """The newest finished image labelled with ``digest``, if the engine has one.
-
-    The classic builder applies build labels one step at a time, so the intermediate images of
-    the label steps carry the hash too; only the final image carries every label. An
-    intermediate left dangling (its build failed later) is therefore never taken for a result.
+class EngineIndex:
+    """What one engine already has, read once per run and shared by its builds (thread-safe):
+    the IDs of base images (pulled at most once per run as ``--pull`` says) and the images
+    carrying a cache-key label. One listing per engine, instead of one per target, keeps a
+    no-op re-run of a large matrix to a few API calls per host.
     """
-    found = api.images(filters={"label": f"{HASH_LABEL}={digest}"})
-    for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
-        labels = image.get("Labels") or {}
-        if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
-            return image  # type: ignore[no-any-return]
-    return None
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._lock = threading.Lock()
+        self._bases: dict[str, str] = {}
+        self._labelled: list[dict[str, Any]] | None = None
+
+    def base_id(self, base: str, pull: str, log: _Log) -> str:
+        with self._lock:
+            if base not in self._bases:
+                self._bases[base] = _resolve_base(self._api, base, pull, log)
+            return self._bases[base]
+
+    def find(self, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
+        """The newest finished image labelled with ``digest``, if the engine has one.
+
+        The classic builder applies build labels one step at a time, so the intermediate images
+        of the label steps carry the hash too; only the final image carries every label. An
+        intermediate left dangling (its build failed later) is never taken for a result.
+        """
+        with self._lock:
+            if self._labelled is None:
+                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
+            found = [i for i in self._labelled if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
+        for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
+            labels = image.get("Labels") or {}
+            if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
+                return image
+        return None
 
 
 def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> None:
@@ -504,6 +526,7 @@ def build_image(
     settings: BuildSettings,
     observer: BuildObserver,
     canceller: Canceller | None = None,
+    index: EngineIndex | None = None,
 ) -> BuildResult:
     """Build (or skip) one target; never raises for a failed build, returns its result.
 
@@ -519,6 +542,7 @@ def build_image(
     digest: str | None = None
     stream = BuildStream()
     api = job.client.api
+    index = index or EngineIndex(api)
 
     def finish(outcome: Outcome, **kw: Any) -> BuildResult:
         log.close()
@@ -544,7 +568,7 @@ def build_image(
     try:
         base = base_image(job.context)
         doing = f"resolving base image {base}"
-        base_id = _resolve_base(api, base, settings.pull, log)
+        base_id = index.base_id(base, settings.pull, log)
         digest = content_hash(
             job.context,
             {
@@ -559,9 +583,10 @@ def build_image(
         if not settings.force:
             doing = "looking for an image with the same hash"
             expected = {**oci_labels(build, settings, base), HASH_LABEL: digest}
-            cached = _find_cached(api, digest, expected)
+            cached = index.find(digest, expected)
             if cached is not None:
-                _apply_tags(api, cached["Id"], tags)
+                present = set(cached.get("RepoTags") or ())
+                _apply_tags(api, cached["Id"], [t for t in tags if t not in present])
                 emit(f"unchanged: {cached['Id'][:19]} has hash {digest[:16]}; tagged {tags[0]}")
                 return finish(
                     Outcome.SKIPPED, image_id=cached["Id"], size=int(cached.get("Size") or 0)

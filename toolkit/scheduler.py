@@ -19,6 +19,7 @@ from toolkit.driver import (
     BuildResult,
     BuildSettings,
     Canceller,
+    EngineIndex,
     Outcome,
     build_image,
 )
@@ -56,6 +57,7 @@ def run_builds(
     active: dict[int, Canceller] = {}
     lock = threading.Lock()
     stop = threading.Event()
+    indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
 
     def work(host_queue: queue.Queue[int]) -> None:
         while not stop.is_set():
@@ -68,7 +70,7 @@ def run_builds(
             with lock:
                 active[index] = canceller
             try:
-                result = build_image(job, settings, observer, canceller)
+                result = build_image(job, settings, observer, canceller, indexes[job.host])
                 if verifier is not None and result.outcome is Outcome.BUILT:
                     result = verifier(job, result)
             except Exception as exc:  # a bug must not take the other hosts down with it
@@ -96,8 +98,9 @@ def run_builds(
         thread.start()
     interrupted = False
     try:
-        while any(t.is_alive() for t in threads):
-            time.sleep(poll)
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(poll)
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
