@@ -120,7 +120,9 @@ def jobs_for(builds: Sequence[Build], root: Path, clients: dict[str, Any]) -> li
 def check(summary_results: Sequence[Any], wanted: Outcome) -> None:
     bad = [r for r in summary_results if r.outcome is not wanted]
     if bad:
-        raise SystemExit(f"bench: expected {wanted.value}: {[(r.build_id, r.message) for r in bad]}")
+        raise SystemExit(
+            f"bench: expected {wanted.value}: {[(r.build_id, r.message) for r in bad]}"
+        )
 
 
 # -- 1: overhead against the docker CLI ----------------------------------------------------------
@@ -166,9 +168,7 @@ def bench_overhead(
                         argv += ["-t", tag]
                     for key, value in labels.items():
                         argv += ["--label", f"{key}={value}"]
-                    subprocess.run(
-                        [*argv, str(context)], env=env, check=True, capture_output=True
-                    )
+                    subprocess.run([*argv, str(context)], env=env, check=True, capture_output=True)
                 cli_times.append(time.perf_counter() - started)
     ratios = [t / c for t, c in zip(toolkit_times, cli_times, strict=True)]
     return {
@@ -184,7 +184,9 @@ def bench_overhead(
 # -- 2: no-op re-run of a 50-target matrix -------------------------------------------------------
 
 
-def bench_noop(work: Path, engines: dict[str, eng.Engine], clients: dict[str, Any]) -> dict[str, Any]:
+def bench_noop(
+    work: Path, engines: dict[str, eng.Engine], clients: dict[str, Any]
+) -> dict[str, Any]:
     lines: dict[str, Sequence[str]] = {f"3.{i}": RELEASES for i in range(16)}
     lines["3.16"] = RELEASES[:2]
     root = work / "matrix50"
@@ -266,6 +268,11 @@ def main() -> int:
     parser.add_argument("--contexts", type=int, default=6, help="contexts in the overhead bench")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the overhead bench")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--only",
+        default="overhead,parallel,noop",
+        help="comma-separated parts to run: overhead, parallel, noop",
+    )
     args = parser.parse_args()
     reason = eng.skip_reason()
     if reason is not None:
@@ -290,29 +297,34 @@ def main() -> int:
         print(f"setup: 3 engines with stand-ins in {time.perf_counter() - started:.1f}s")
 
         work = base / "work"
-        figures["overhead"] = bench_overhead(
-            work / "overhead", engines["1809"], clients["1809"], args.contexts, args.rounds
-        )
-        o = figures["overhead"]
-        print(
-            f"1. {o['contexts']} contexts x {o['rounds']} rounds on one engine: toolkit "
-            f"{o['toolkit_s']} s, docker build CLI {o['docker_cli_s']} s; ratio median "
-            f"{o['ratio_median']}, total {o['ratio_total']} (target <= 1.05)"
-        )
-        figures["parallel"] = bench_parallel(work / "parallel", clients)
-        p = figures["parallel"]
-        print(
-            f"3. {p['targets']} targets: 3 engines in parallel {p['parallel_s']} s, one after "
-            f"another {p['one_after_another_s']} s, speedup {p['speedup']}x on {p['cpus']} CPUs"
-        )
-        figures["noop"] = bench_noop(work / "noop", engines, clients)
-        n = figures["noop"]
-        print(
-            f"2. no-op re-run of a {n['targets']}-target matrix (first build "
-            f"{n['first_build_s']} s): in process {n['noop_in_process_s']} s, as the command "
-            f"{n['noop_command_s']} s (of which Python start + CLI import "
-            f"{n['python_start_and_cli_import_s']} s); target <= 1 s"
-        )
+        parts = set(args.only.split(","))
+        if "overhead" in parts:
+            figures["overhead"] = bench_overhead(
+                work / "overhead", engines["1809"], clients["1809"], args.contexts, args.rounds
+            )
+            o = figures["overhead"]
+            print(
+                f"1. {o['contexts']} contexts x {o['rounds']} rounds on one engine: toolkit "
+                f"{o['toolkit_s']} s, docker build CLI {o['docker_cli_s']} s; ratio median "
+                f"{o['ratio_median']}, total {o['ratio_total']} (target <= 1.05)"
+            )
+        if "parallel" in parts:
+            figures["parallel"] = bench_parallel(work / "parallel", clients)
+            p = figures["parallel"]
+            print(
+                f"3. {p['targets']} targets: 3 engines in parallel {p['parallel_s']} s, one "
+                f"after another {p['one_after_another_s']} s, speedup {p['speedup']}x on "
+                f"{p['cpus']} CPUs"
+            )
+        if "noop" in parts:
+            figures["noop"] = bench_noop(work / "noop", engines, clients)
+            n = figures["noop"]
+            print(
+                f"2. no-op re-run of a {n['targets']}-target matrix (first build "
+                f"{n['first_build_s']} s): in process {n['noop_in_process_s']} s, as the "
+                f"command {n['noop_command_s']} s (of which Python start + CLI import "
+                f"{n['python_start_and_cli_import_s']} s); target <= 1 s"
+            )
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
     finally:

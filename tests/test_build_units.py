@@ -361,3 +361,22 @@ def test_plain_reporter_prints_steps_results_and_the_tail() -> None:
 )
 def test_output_style(isatty: bool, env: dict[str, str], style: str) -> None:
     assert choose_style(isatty=isatty, env=env) == style
+
+
+def test_live_reporter_shows_running_targets_and_prints_results() -> None:
+    from toolkit.progress import LiveReporter
+
+    out = io.StringIO()
+    with LiveReporter(out) as reporter:
+        reporter.started("3.8-rc-windowsservercore-1809", "tcp://win2019:2376")
+        reporter.step("3.8-rc-windowsservercore-1809", 5, 14, "RUN $url")
+        reporter.started("3.8-rc-windowsservercore-1803", "tcp://win1803:2376")
+        reporter.finished(RESULTS[2])  # another target, failed: printed above the table
+    text = out.getvalue()
+    # Not a terminal: rich prints the last frame when the view stops.
+    row = next(x for x in text.splitlines() if "3.8-rc-windowsservercore-1809" in x)
+    assert "tcp://win2019:2376" in row
+    assert "5/14" in row
+    assert "RUN $url" in row
+    assert "3.8-rc-windowsservercore-ltsc2016 failed in 12.5s" in text
+    assert "  | boom | pipe" in text

@@ -145,19 +145,23 @@ class LiveReporter:
     def _table(self) -> Any:
         from rich.table import Table
 
-        table = Table(box=None, show_header=True, header_style="bold")
-        for column in ("target", "host", "step", "instruction", "elapsed"):
-            table.add_column(column, no_wrap=True, overflow="ellipsis")
         now = time.monotonic()
         with self._lock:
             rows = list(self._rows.items())
+        table = Table(box=None, show_header=True, header_style="bold")
+        for column in ("target", "host", "step", "instruction", "elapsed"):
+            table.add_column(column, no_wrap=True)
+        # Identifiers stay whole; the instruction is cut to what the terminal has left.
+        id_width = max((len(b) for b, _ in rows), default=6)
+        host_width = min(30, max((len(r.host) for _, r in rows), default=4))
+        room = self._console.width - id_width - host_width - len("12/34") - len("12m34s") - 10
         for build_id, row in rows:
             step = f"{row.step}/{row.total}" if row.total else "-"
             table.add_row(
                 build_id,
-                row.host,
+                _clip(row.host, host_width),
                 step,
-                _clip(row.instruction, 60),
+                _clip(row.instruction, max(10, room)),
                 _duration(now - row.start),
             )
         return table
