@@ -339,3 +339,54 @@ def test_an_unreachable_engine_fails_its_target_only(
     nowhere.close()
     gc.collect()
     _assert_clean(clients)
+
+
+class _Timeline(PlainReporter):
+    """Records when each target starts and ends, to see how many ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO())
+        self.events: list[tuple[float, int]] = []
+
+    def started(self, build_id: str, host: str) -> None:
+        self.events.append((time.monotonic(), +1))
+
+    def finished(self, result: BuildResult) -> None:
+        self.events.append((time.monotonic(), -1))
+
+
+def _peak(events: list[tuple[float, int]]) -> int:
+    running = peak = 0
+    for _when, delta in sorted(events):
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.parametrize("jobs_per_host", [1, 2])
+def test_jobs_per_host_bounds_the_builds_on_one_engine(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path, jobs_per_host: int
+) -> None:
+    root = _copy(matrix, tmp_path)
+    builds = matrix[1]
+    for b in builds:
+        insert_before_cmd(
+            root / "dockerfiles" / b.directory / "Dockerfile",
+            f"RUN Write-Host {eng.SLEEP_MARKER}2 {tmp_path.name}",
+        )
+    one = clients["ltsc2016"]
+    jobs = [
+        BuildJob(
+            build=b,
+            context=root / "dockerfiles" / b.directory,
+            host="one-engine",
+            client=one,
+            os_type="linux",
+        )
+        for b in builds
+    ]
+    timeline = _Timeline()
+    summary = run_builds(jobs, _settings(root, force=True), timeline, jobs_per_host=jobs_per_host)
+    assert [r.outcome for r in summary.results] == [Outcome.BUILT] * 3
+    assert _peak(timeline.events) == jobs_per_host
+    _assert_clean(clients)
