@@ -489,6 +489,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> int:
     """Run the checks on the selected images (tagged by a previous build) on their hosts."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from toolkit.driver import full_tags
@@ -499,6 +500,7 @@ def verify(
     by_id = {b.id: b for b in chosen}
     clients = _Clients()
     outcome: dict[str, list[CheckResult] | str] = {}
+    interrupted = threading.Event()
     try:
         plan = _plan(chosen, hosts_path, host, isolation, not no_preflight, clients)
         by_host: dict[str, list[Assignment]] = {}
@@ -526,12 +528,18 @@ def verify(
                     isolation=a.isolation,
                     network=network_checks,
                     timeout=timeout,
+                    stop=interrupted.is_set,
                 )
             return done
 
         with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
-            for part in pool.map(run_host, by_host.values()):
-                outcome.update(part)
+            try:
+                for part in pool.map(run_host, by_host.values()):
+                    outcome.update(part)
+            except KeyboardInterrupt:
+                # Running checks finish (their containers are removed); no new one starts.
+                interrupted.set()
+                raise
     finally:
         clients.close()
 

@@ -25,8 +25,9 @@ from toolkit.driver import (
 )
 from toolkit.verify import CheckResult, failure_summary, verify_build
 
-Verifier = Callable[[BuildJob, BuildResult], BuildResult]
-"""Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in."""
+Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
+"""Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
+stops between checks once the event (Ctrl-C) is set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +58,7 @@ def run_builds(
     active: dict[int, Canceller] = {}
     lock = threading.Lock()
     stop = threading.Event()
+    interrupt = threading.Event()
     indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
 
     def work(host_queue: queue.Queue[int]) -> None:
@@ -72,7 +74,7 @@ def run_builds(
             try:
                 result = build_image(job, settings, observer, canceller, indexes[job.host])
                 if verifier is not None and result.outcome is Outcome.BUILT:
-                    result = verifier(job, result)
+                    result = verifier(job, result, interrupt)
             except Exception as exc:  # a bug must not take the other hosts down with it
                 result = BuildResult(
                     build_id=job.build.id,
@@ -104,6 +106,7 @@ def run_builds(
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
+        interrupt.set()
         with lock:
             for canceller in active.values():
                 canceller.cancel("cancelled: interrupted (Ctrl-C)")
@@ -132,7 +135,7 @@ def make_verifier(
     """Verify each freshly built image; one that fails loses its tags and is removed, so a later
     run rebuilds it instead of skipping it as unchanged."""
 
-    def verify(job: BuildJob, result: BuildResult) -> BuildResult:
+    def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
         line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
@@ -145,8 +148,16 @@ def make_verifier(
             isolation=job.isolation,
             network=network,
             timeout=timeout,
+            stop=interrupt.is_set,
         )
         _append_log(result, checks)
+        if interrupt.is_set():
+            return replace(
+                result,
+                checks=tuple(checks),
+                outcome=Outcome.CANCELLED,
+                message=f"{job.build.id} on {job.host}: verification interrupted (Ctrl-C)",
+            )
         duration = result.duration + time.monotonic() - started
         summary = failure_summary(checks)
         if summary is None:

@@ -237,8 +237,15 @@ def verify_image(
     *,
     isolation: str | None = None,
     timeout: float = 300.0,
+    stop: Callable[[], bool] | None = None,
 ) -> list[CheckResult]:
-    return [run_check(client, image, c, isolation=isolation, timeout=timeout) for c in checks]
+    """Run ``checks`` one after another; ``stop`` (Ctrl-C) ends the run between two checks."""
+    results = []
+    for check in checks:
+        if stop is not None and stop():
+            break
+        results.append(run_check(client, image, check, isolation=isolation, timeout=timeout))
+    return results
 
 
 def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
@@ -287,10 +294,11 @@ def verify_build(
     isolation: str | None = None,
     network: bool = False,
     timeout: float = 300.0,
+    stop: Callable[[], bool] | None = None,
 ) -> list[CheckResult]:
     """All checks of one target's image (``image`` is one of its tags)."""
     checks = checks_for(python_version, pip_version, os_type, network=network)
-    return verify_image(client, image, checks, isolation=isolation, timeout=timeout)
+    return verify_image(client, image, checks, isolation=isolation, timeout=timeout, stop=stop)
 
 
 def failure_summary(results: Sequence[CheckResult]) -> str | None:
