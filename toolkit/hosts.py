@@ -380,50 +380,70 @@ def _pinned_ca_client(**kwargs: Any) -> Any:
     return PinnedCADockerClient(**kwargs)
 
 
+def _endpoint(spec: HostSpec) -> tuple[str, Any]:
+    """(base URL, docker TLSConfig or None) for ``spec``; a docker context is resolved here and
+    held to the same rules as a URL (no plain remote tcp://, no TLS without verification)."""
+    from docker.tls import TLSConfig
+
+    if spec.context is None:
+        if spec.tls is None:
+            return spec.url, None
+        tls_config = TLSConfig(
+            client_cert=(str(spec.tls.cert), str(spec.tls.key)),
+            ca_cert=str(spec.tls.ca),
+            verify=True,
+        )
+        return "https://" + spec.url.split("://", 1)[1], tls_config
+    from docker.context import ContextAPI
+
+    where = f"docker context {spec.context!r} ({spec.source})"
+    try:
+        context = ContextAPI.get_context(spec.context)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where} cannot be read: {exc}", hint="check: docker context ls"
+        ) from exc
+    if context is None:
+        raise ConfigError(
+            f"{where} does not exist", hint="list them with: docker context ls (DOCKER_CONFIG)"
+        )
+    host = str(context.Host or "")
+    tls_config = context.TLSConfig
+    endpoint = context.endpoints.get("docker", {})
+    if tls_config is not None and (not tls_config.verify or endpoint.get("SkipTLSVerify")):
+        raise ConfigError(
+            f"{where} does not verify the engine's TLS certificate",
+            hint="recreate the context with --docker ca=...,cert=...,key=... (no skip-tls-verify)",
+        )
+    # docker-py spells a context's endpoint http+unix://, http:// or https://; check it as the
+    # unix:// or tcp:// it is.
+    scheme, sep, rest = host.partition("://")
+    plain = {"http+unix": "unix", "http": "tcp", "https": "tcp", "http+npipe": "npipe"}
+    _check_url(f"{plain.get(scheme, scheme)}{sep}{rest}", where=where, tls=tls_config is not None)
+    return host, tls_config
+
+
 def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """A ``docker.DockerClient`` for ``spec`` (API version negotiated with the engine).
 
     Raises HostError naming the host when the engine cannot be reached, ConfigError when a
-    docker context does not exist. ``env`` is the environment the client would see; it only
-    matters for the docker context store (DOCKER_CONFIG), which docker-py reads itself.
+    docker context does not exist or breaks the security rules. ``env`` is accepted for
+    symmetry; docker-py itself reads DOCKER_CONFIG (the context store) from the process.
     """
     import docker
-    from docker.tls import TLSConfig
 
+    base_url, tls_config = _endpoint(spec)
     try:
-        if spec.context is not None:
-            from docker.context import ContextAPI
-
-            context = ContextAPI.get_context(spec.context)
-            if context is None:
-                raise ConfigError(
-                    f"{spec.source}: no docker context named {spec.context!r}",
-                    hint="list them with: docker context ls",
-                )
-            tls_config = context.TLSConfig
-            if tls_config:
-                return _pinned_ca_client(
-                    base_url=context.Host, tls=tls_config, version="auto", timeout=timeout
-                )
-            return docker.DockerClient(base_url=context.Host, version="auto", timeout=timeout)
-        if spec.tls is not None:
-            tls_config = TLSConfig(
-                client_cert=(str(spec.tls.cert), str(spec.tls.key)),
-                ca_cert=str(spec.tls.ca),
-                verify=True,
-            )
-            base_url = "https://" + spec.url.split("://", 1)[1]
+        if tls_config is not None:
             return _pinned_ca_client(
                 base_url=base_url, tls=tls_config, version="auto", timeout=timeout
             )
         return docker.DockerClient(
-            base_url=spec.url,
+            base_url=base_url,
             version="auto",
             timeout=timeout,
-            use_ssh_client=spec.url.startswith("ssh://"),
+            use_ssh_client=base_url.startswith("ssh://"),
         )
-    except ConfigError:
-        raise
     except (docker.errors.DockerException, OSError) as exc:
         raise HostError(
             f"Docker host {spec.name} ({spec.source}) cannot be reached: {describe_error(exc)}",

@@ -129,11 +129,17 @@ def parse_revision(operating_system: str, build: int | None) -> int | None:
 def inspect_engine(client: Any, *, host: str = "") -> HostFacts:
     """Ask the engine (``client.version()``, ``client.info()``); HostError if it does not answer."""
     endpoint = host or str(getattr(getattr(client, "api", None), "base_url", "")) or "engine"
+    import docker.errors
+    import requests.exceptions
+
     try:
         version = client.version()
         info = client.info()
-    except Exception as exc:
-        # docker.errors.DockerException and requests' errors; docker is not imported here.
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        OSError,
+    ) as exc:
         raise HostError(
             f"Docker host {endpoint} does not answer: {describe_error(exc)}",
             hint="check that the engine runs and is reachable from here",

@@ -21,6 +21,13 @@ Fixtures:
     standin_pip_version    -> "23.2.1": the pip inside the stand-ins
     registry               -> "127.0.0.1:5000" (Debian docker-registry, session)
     bogus_ca               -> Path of an unrelated CA certificate (for CA-override tests)
+    tls_material           -> (server, client) TLSPaths of the TLS engine
+
+The stand-ins (engines.py): /bin/busybox with its applets, this interpreter as ``python`` and
+``pip`` on PATH, ``powershell`` (appends its argv as one JSON line to /powershell.log; exits 1
+when the script contains ``TOOLKIT_STANDIN_FAIL``; sleeps N s on ``TOOLKIT_STANDIN_SLEEP=N``)
+and ``cmd`` (``cmd /Q /S /C echo hi`` prints ``hi``); ``ENV TOOLKIT_STANDIN_RELEASE=<tag>``.
+While the namespace is in use, ``TOOLKIT_TEST_NETNS`` names it (tests/windows skip then).
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ import pytest
 from tests.docker import engines as eng
 
 RELEASES = ("ltsc2016", "1803", "1809")
+NETNS_ENV = "TOOLKIT_TEST_NETNS"
+NETNS_PREFIX = "tk-test-"
+ROOT_PREFIX = "tk-"
 TLS_ENGINE = "1809"
 _HERE = Path(__file__).resolve().parent
 
@@ -49,7 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_netns_key] = None
     if eng.skip_reason() is not None:
         return
-    netns = eng.Netns(f"tk-test-{os.getpid()}")
+    eng.remove_stale_netns(NETNS_PREFIX)
+    eng.remove_stale_roots(Path("/tmp"), ROOT_PREFIX)
+    netns = eng.Netns(f"{NETNS_PREFIX}{os.getpid()}")
     netns.create()
     try:
         netns.enter()
@@ -57,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
         netns.delete()
         raise
     config.stash[_netns_key] = netns
+    # Tests that need the real network (tests/windows) look for this and skip.
+    os.environ[NETNS_ENV] = netns.name
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,6 +78,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if netns is not None:
         netns.leave()
         netns.delete()
+        os.environ.pop(NETNS_ENV, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -97,7 +112,7 @@ def _netns(pytestconfig: pytest.Config) -> eng.Netns:
 @pytest.fixture(scope="session")
 def _engines_root() -> Iterator[Path]:
     # Short paths: containerd's sockets live under each exec-root (108-byte sun_path limit).
-    root = Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir="/tmp"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

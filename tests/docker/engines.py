@@ -130,8 +130,8 @@ class Engine:
 
 def skip_reason() -> str | None:
     """Why the engine tests cannot run here, or None. Only root and dockerd are required."""
-    if os.geteuid() != 0:
-        return "the Docker Engine tests need root (network namespaces, dockerd)"
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "the Docker Engine tests need root on Linux (network namespaces, dockerd)"
     for tool in ("dockerd", "containerd", "nsenter", "ip", "openssl"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (Debian: apt-get install docker.io iproute2 openssl)"
@@ -192,6 +192,36 @@ class Netns:
 
     def delete(self) -> None:
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
+
+
+def remove_stale_netns(prefix: str) -> list[str]:
+    """Delete namespaces ``<prefix><pid>`` whose pytest process is gone (a killed session)."""
+    removed = []
+    for entry in Path("/run/netns").glob(f"{prefix}*"):
+        pid = entry.name[len(prefix) :]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            Netns(entry.name).delete()
+            removed.append(entry.name)
+    return removed
+
+
+def remove_stale_roots(parent: Path, prefix: str, min_age: float = 900.0) -> list[Path]:
+    """Delete engine roots ``<parent>/<prefix>*`` of killed sessions: older than ``min_age``
+    seconds, holding the stand-in tar, and mentioned by no running process."""
+    removed = []
+    for root in parent.glob(f"{prefix}*"):
+        try:
+            old = time.time() - root.stat().st_mtime > min_age
+        except OSError:
+            continue
+        if not (old and (root / "standin-rootfs.tar").exists()):
+            continue
+        if _pids_mentioning(str(root)):
+            continue
+        _unmount_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -309,6 +339,15 @@ def _unmount_under(root: Path) -> None:
                 raise OSError(err, f"umount {point}: {os.strerror(err)}")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the daemon when the thread that started it (pytest's main thread)
+    dies, so even a killed test session leaves no dockerd running (PDEATHSIG survives exec)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -339,7 +378,10 @@ def start_engine(
     tls_client: TLSPaths | None = None,
     timeout: float = 30.0,
 ) -> Engine:
-    """Start dockerd under ``root`` inside ``netns`` and wait until its socket answers."""
+    """Start dockerd under ``root`` inside ``netns`` and wait until its socket answers.
+
+    Call it from the main thread: the daemon is sent SIGTERM when the starting thread exits.
+    """
     root.mkdir(parents=True, exist_ok=True)
     socket_path = root / "docker.sock"
     config = root / "daemon.json"
@@ -373,7 +415,12 @@ def start_engine(
     log = (root / "dockerd.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_die_with_parent,
     )
     log.close()
     deadline = time.monotonic() + timeout
@@ -465,6 +512,7 @@ def start_registry(root: Path, netns: Netns, timeout: float = 20.0) -> Registry:
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     log.close()
     host, port = REGISTRY_ADDRESS.split(":")
@@ -597,6 +645,15 @@ def standin_pip_version() -> str | None:
     return str(pip.__version__)
 
 
+def _pip_site() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pip")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).resolve().parent.parent
+
+
 def _stripped(path: Path, scratch: Path) -> Path:
     """A copy of ``path`` without debug sections (pyenv's libpython: 23 MB -> 6 MB), if binutils
     is installed; else ``path`` itself. Smaller layers make the stand-ins cheaper to build."""
@@ -659,10 +716,16 @@ def standin_rootfs(path: Path) -> Path:
                     tar.add(_stripped(ext, scratch), f"{lib_target}/lib-dynload/{ext.name}")
                 continue
             tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
-        site = stdlib / "site-packages"
-        for entry in sorted(site.glob("pip*")):
-            if entry.name == "pip" or entry.name.endswith(".dist-info"):
-                tar.add(entry, f"{lib_target}/site-packages/{entry.name}", filter=_stdlib_filter)
+        # pip from wherever this interpreter imports it (a venv's site-packages on CI), put
+        # next to the stdlib: that directory is on sys.path whatever site-packages layout the
+        # interpreter was built with (Debian's uses dist-packages, elsewhere).
+        site = _pip_site()
+        if site is not None:
+            for entry in sorted(site.glob("pip*")):
+                if entry.name == "pip" or (
+                    entry.name.startswith("pip-") and entry.name.endswith(".dist-info")
+                ):
+                    tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
 
         prefix_lib = str(Path(sys.base_prefix) / "lib") + "/"
         for library in sorted(libraries):
