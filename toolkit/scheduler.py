@@ -23,6 +23,7 @@ from toolkit.driver import (
     Outcome,
     build_image,
 )
+from toolkit.errors import ToolkitError
 from toolkit.verify import CheckResult, failure_summary, verify_build
 
 Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
@@ -75,6 +76,15 @@ def run_builds(
                 result = build_image(job, settings, observer, canceller, indexes[job.host])
                 if verifier is not None and result.outcome is Outcome.BUILT:
                     result = verifier(job, result, interrupt)
+            except ToolkitError as exc:  # e.g. the log directory is not writable
+                result = BuildResult(
+                    build_id=job.build.id,
+                    host=job.host,
+                    isolation=job.isolation,
+                    outcome=Outcome.FAILED,
+                    duration=0.0,
+                    message=f"{job.build.id} on {job.host}: {exc.one_line()}",
+                )
             except Exception as exc:  # a bug must not take the other hosts down with it
                 result = BuildResult(
                     build_id=job.build.id,
