@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,8 +19,10 @@ import typer
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
+    from toolkit.driver import BuildJob, BuildResult
     from toolkit.hosts import HostsConfig, HostSpec
     from toolkit.matrix import Build
+    from toolkit.preflight import Assignment, HostFacts
     from toolkit.versions import VersionsFile
 
 app = typer.Typer(
@@ -395,6 +398,429 @@ def hosts(
         typer.echo(f"{len(refused)} of {len(plan)} build(s) have no fit host", err=True)
         return refused[0].error.exit_code if refused[0].error is not None else 1
     return 0
+
+
+RepoOpt = Annotated[
+    str, typer.Option("--repo", help="Repository name the tags go under.", show_default=True)
+]
+
+
+class _Clients:
+    """The Docker clients of one run: one per host, connected on first use, closed at the end.
+
+    A host that cannot be reached is remembered, so its other targets fail at once with the
+    same message instead of trying again.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._errors: dict[str, ToolkitError] = {}
+        self._os_types: dict[str, str] = {}
+
+    def connect(self, spec: HostSpec) -> Any:
+        from toolkit.hosts import connect
+
+        key = spec.name
+        if key in self._errors:
+            raise self._errors[key]
+        if key not in self._clients:
+            try:
+                self._clients[key] = connect(spec, os.environ)
+            except ToolkitError as exc:
+                self._errors[key] = exc
+                raise
+        return self._clients[key]
+
+    def os_type(self, spec: HostSpec, facts: HostFacts | None) -> str:
+        """The engine's OSType: from preflight's facts, else asked once."""
+        from toolkit.errors import HostError
+        from toolkit.hosts import describe_error
+
+        if facts is not None:
+            return facts.os_type
+        key = spec.name
+        if key not in self._os_types:
+            client = self.connect(spec)
+            try:
+                self._os_types[key] = str(client.info().get("OSType") or "windows")
+            except Exception as exc:
+                error = HostError(
+                    f"Docker host {spec.name} does not answer: {describe_error(exc)}",
+                    hint="check that the engine runs",
+                )
+                self._errors[key] = error
+                raise error from None
+        return self._os_types[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+def _plan(
+    chosen: list[Build],
+    hosts_path: Path | None,
+    host_overrides: list[str] | None,
+    isolation: str | None,
+    preflight: bool,
+    clients: _Clients,
+) -> list[Assignment]:
+    """Each build's host and isolation; preflight (unless disabled) contacts every host once."""
+    from toolkit.preflight import plan_assignments
+
+    config = _hosts_config(hosts_path, host_overrides)
+    return plan_assignments(chosen, config, clients.connect, isolation, preflight)
+
+
+@app.command()
+def build(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    out: OutOpt = Path("dockerfiles"),
+    hosts_path: HostsOpt = None,
+    host: HostOverrideOpt = None,
+    isolation: IsolationOpt = None,
+    no_preflight: NoPreflightOpt = False,
+    repo: RepoOpt = "python",
+    force: Annotated[
+        bool, typer.Option("--force", help="Build even when an image with the same hash exists.")
+    ] = False,
+    pull: Annotated[
+        str,
+        typer.Option("--pull", help="Base image: always pull, pull when missing, or never pull."),
+    ] = "missing",
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="Network mode of the build containers (engine default when unset).",
+            show_default=False,
+        ),
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build-arg", help="KEY=VALUE passed to the build (repeatable).", show_default=False
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Deadline of one build, in seconds.")
+    ] = 3 * 3600.0,
+    jobs_per_host: Annotated[
+        int, typer.Option("--jobs-per-host", min=1, help="Builds at once on one host.")
+    ] = 1,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Start no new build after a failure.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; build nothing.")
+    ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Do not run the checks after each build.")
+    ] = False,
+    network_checks: Annotated[
+        bool, typer.Option("--network-checks", help="Also run the checks that need the network.")
+    ] = False,
+    logs: Annotated[
+        Path, typer.Option("--logs", help="Directory of the per-target logs.", show_default=True)
+    ] = Path("logs"),
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Write the results as JSON to this file.", show_default=False
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="org.opencontainers.image.source label (default: the GitHub repository URL on "
+            "GitHub Actions).",
+            show_default=False,
+        ),
+    ] = None,
+) -> int:
+    """Build the selected images on their hosts, verify them, and report."""
+    from toolkit.driver import BuildSettings, Outcome, full_tags
+    from toolkit.errors import BuildFailedError, ConfigError, VerifyFailedError
+    from toolkit.render import dockerfile_path
+    from toolkit.scheduler import make_verifier, run_builds
+
+    _data, _every, chosen = _load(versions, selectors)
+    args = _key_values(build_arg or [], "--build-arg")
+    env = os.environ
+    if source is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
+        source = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
+    settings = BuildSettings(
+        repo=repo,
+        pull=pull,
+        network_mode=network,
+        timeout=timeout,
+        force=force,
+        build_args=args,
+        source=source,
+        logs=logs,
+    )
+    for b in chosen:
+        if not dockerfile_path(out, b).is_file():
+            raise ConfigError(
+                f"{dockerfile_path(out, b)}: Dockerfile of {b.id} not found",
+                hint="run toolkit render, or pass --out",
+            )
+    clients = _Clients()
+    try:
+        plan = _plan(chosen, hosts_path, host, isolation, not no_preflight, clients)
+        if dry_run:
+            by_id = {b.id: b for b in chosen}
+            for a in plan:
+                b = by_id[a.build_id]
+                status = "ok" if a.error is None else f"refused: {a.error.one_line()}"
+                typer.echo(
+                    f"{b.id}\thost={a.host.name}\tisolation={a.isolation or 'default'}\t"
+                    f"context={out / b.directory}\ttags={','.join(full_tags(b, repo))}\t{status}"
+                )
+            typer.echo(f"{len(plan)} build(s) planned; nothing built (--dry-run)", err=True)
+            return 0
+        jobs, refused = _jobs(plan, chosen, clients, out)
+        observer, live = _observer(_style())
+        verifier = None if no_verify else make_verifier(observer, network=network_checks)
+        with live:
+            for result in refused:
+                observer.finished(result)
+            summary = run_builds(
+                jobs,
+                settings,
+                observer,
+                jobs_per_host=jobs_per_host,
+                fail_fast=fail_fast,
+                verifier=verifier,
+            )
+    finally:
+        clients.close()
+    results = _in_plan_order(plan, [*summary.results, *refused])
+    _results_out(results, report, "toolkit build", summary.interrupted)
+    if summary.interrupted:
+        return 130
+    failed = [r for r in results if not r.outcome.ok]
+    if not failed:
+        return 0
+    names = ", ".join(r.build_id for r in failed)
+    _report_line(f"{len(failed)} of {len(results)} target(s) failed: {names}")
+    if all(r.outcome is Outcome.VERIFY_FAILED for r in failed):
+        return VerifyFailedError.exit_code
+    return BuildFailedError.exit_code
+
+
+@app.command()
+def verify(
+    selectors: SelectorsArg = None,
+    versions: VersionsOpt = Path("versions.json"),
+    hosts_path: HostsOpt = None,
+    host: HostOverrideOpt = None,
+    isolation: IsolationOpt = None,
+    no_preflight: NoPreflightOpt = False,
+    repo: RepoOpt = "python",
+    network_checks: Annotated[
+        bool,
+        typer.Option("--network-checks", help="Also run pip install of a small package (network)."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Deadline of one check, in seconds.")
+    ] = 300.0,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Write JUnit XML results to this file.", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> int:
+    """Run the checks on the selected images (tagged by a previous build) on their hosts."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.driver import full_tags
+    from toolkit.errors import HostError, VerifyFailedError
+    from toolkit.verify import CheckResult, junit_xml, verify_build
+
+    _data, _every, chosen = _load(versions, selectors)
+    by_id = {b.id: b for b in chosen}
+    clients = _Clients()
+    outcome: dict[str, list[CheckResult] | str] = {}
+    interrupted = threading.Event()
+    try:
+        plan = _plan(chosen, hosts_path, host, isolation, not no_preflight, clients)
+        by_host: dict[str, list[Assignment]] = {}
+        for a in plan:
+            by_host.setdefault(a.host.name, []).append(a)
+
+        def run_host(group: list[Assignment]) -> dict[str, list[CheckResult] | str]:
+            done: dict[str, list[CheckResult] | str] = {}
+            for a in group:
+                b = by_id[a.build_id]
+                try:
+                    if a.error is not None:
+                        raise a.error
+                    client = clients.connect(a.host)
+                    os_type = clients.os_type(a.host, a.facts)
+                except ToolkitError as exc:
+                    done[b.id] = exc.one_line()
+                    continue
+                done[b.id] = verify_build(
+                    client,
+                    full_tags(b, repo)[0],
+                    b.line.version,
+                    b.line.pip_version,
+                    os_type,
+                    isolation=a.isolation,
+                    network=network_checks,
+                    timeout=timeout,
+                    stop=interrupted.is_set,
+                )
+            return done
+
+        with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
+            try:
+                for part in pool.map(run_host, by_host.values()):
+                    outcome.update(part)
+            except KeyboardInterrupt:
+                # Running checks finish (their containers are removed); no new one starts.
+                interrupted.set()
+                raise
+    finally:
+        clients.close()
+
+    suites: dict[str, list[CheckResult]] = {}
+    unreachable: list[str] = []
+    failed = 0
+    for a in plan:
+        found = outcome[a.build_id]
+        if isinstance(found, str):
+            unreachable.append(f"{a.build_id}: {found}")
+            continue
+        suites[a.build_id] = found
+        for check in found:
+            failed += not check.passed
+            if not as_json:
+                verdict = "PASS" if check.passed else "FAIL"
+                note = f": {check.message}" if check.message else ""
+                typer.echo(f"{verdict} {a.build_id} {check.name} ({check.duration:.1f}s){note}")
+    if as_json:
+        document = {
+            "results": {bid: [c.record() for c in checks] for bid, checks in suites.items()},
+            "unreachable": unreachable,
+            "ok": failed == 0 and not unreachable,
+        }
+        typer.echo(json.dumps(document, indent=2))
+    if junit is not None:
+        from toolkit.render import write_atomic
+
+        write_atomic(junit, junit_xml(suites))
+    total = sum(len(c) for c in suites.values())
+    typer.echo(f"{total} check(s) on {len(suites)} image(s): {failed} failed", err=True)
+    for line in unreachable:
+        _report_line(line)
+    if unreachable:
+        return HostError.exit_code
+    return VerifyFailedError.exit_code if failed else 0
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    from toolkit.errors import ConfigError
+
+    found = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE", hint=f"{flag} KEY=VALUE")
+        found[key] = value
+    return found
+
+
+def _jobs(
+    plan: list[Assignment], chosen: list[Build], clients: _Clients, out: Path
+) -> tuple[list[BuildJob], list[BuildResult]]:
+    """A BuildJob per target whose host is fit and answers; a failed result for the others."""
+    from toolkit.driver import BuildJob, BuildResult, Outcome
+
+    by_id = {b.id: b for b in chosen}
+    jobs: list[BuildJob] = []
+    refused: list[BuildResult] = []
+    for a in plan:
+        b = by_id[a.build_id]
+        try:
+            if a.error is not None:
+                raise a.error
+            client = clients.connect(a.host)
+            os_type = clients.os_type(a.host, a.facts)
+        except ToolkitError as exc:
+            refused.append(
+                BuildResult(
+                    build_id=b.id,
+                    host=a.host.name,
+                    isolation=a.isolation,
+                    outcome=Outcome.FAILED,
+                    duration=0.0,
+                    message=f"{b.id}: {exc.one_line()}",
+                )
+            )
+            continue
+        jobs.append(
+            BuildJob(
+                build=b,
+                context=out / b.directory,
+                host=a.host.name,
+                client=client,
+                isolation=a.isolation,
+                os_type=os_type,
+            )
+        )
+    return jobs, refused
+
+
+def _in_plan_order(plan: list[Assignment], results: Sequence[BuildResult]) -> list[BuildResult]:
+    by_id = {r.build_id: r for r in results}
+    return [by_id[a.build_id] for a in plan]
+
+
+def _style() -> str:
+    from toolkit.progress import choose_style
+
+    return choose_style(isatty=sys.stderr.isatty(), env=dict(os.environ))
+
+
+def _observer(style: str) -> tuple[Any, Any]:
+    import contextlib
+
+    from toolkit import progress
+
+    if style == "live":
+        live = progress.LiveReporter(sys.stderr)
+        return live, live
+    if style == "github":
+        return progress.GitHubReporter(sys.stdout), contextlib.nullcontext()
+    return progress.PlainReporter(sys.stdout), contextlib.nullcontext()
+
+
+def _results_out(
+    results: list[BuildResult], report: Path | None, title: str, interrupted: bool
+) -> None:
+    from toolkit import progress
+    from toolkit.render import write_atomic
+
+    typer.echo("")
+    typer.echo(progress.summary_text(results), nl=False)
+    if report is not None:
+        write_atomic(report, progress.report_json(results, interrupted=interrupted))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(progress.summary_markdown(results, title) + "\n")
+
+
+def _report_line(message: str) -> None:
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::error::{message}", file=sys.stderr)
+    else:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def _report(exc: ToolkitError) -> None:

@@ -70,3 +70,15 @@ class ToolMissingError(ToolkitError):
     """An external program the command needs is not installed."""
 
     exit_code = 9
+
+
+class BuildFailedError(ToolkitError):
+    """An image build failed, timed out or was refused by its engine."""
+
+    exit_code = 10
+
+
+class VerifyFailedError(ToolkitError):
+    """An image was built (or exists) but one of its checks failed."""
+
+    exit_code = 11

@@ -1,0 +1,699 @@
+"""Build one image on one Docker engine through the Docker SDK, with a cache key and a deadline.
+
+The build context is the variant's directory and nothing else. Before building, a content hash of
+the context files and the build settings is computed (``content_hash``); when the engine already
+has an image labelled with that hash the build is skipped and the tags are applied to it, so
+re-running a finished matrix costs a few API calls per target.
+
+The classic builder's stream (``APIClient.build(decode=True)``) is parsed by ``BuildStream``:
+``Step N/M : INSTRUCTION`` lines give progress, ``---> Running in <id>`` and ``---> <id>`` lines
+say which containers and images the build made, so a failed or cancelled build can clean up
+after itself. A watchdog shuts the connection down at the deadline (or on Ctrl-C); the engine then
+cancels the build and ``forcerm`` removes its container.
+
+Docker SDK and requests exceptions are translated here into toolkit errors naming host and build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import socket
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from toolkit.errors import BuildFailedError, ConfigError, HostError, ToolkitError
+from toolkit.instructions import parse_dockerfile
+from toolkit.matrix import Build
+
+HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
+"""The image label that carries the cache key (``content_hash``)."""
+
+CREATED_LABEL = "org.opencontainers.image.created"
+
+HASH_SCHEME = "toolkit-build-hash/1"
+"""Mixed into every hash: bump it when what goes into the hash changes."""
+
+PULL_POLICIES = ("always", "missing", "never")
+
+STEP_RE = re.compile(r"^Step (?P<n>\d+)/(?P<m>\d+) : (?P<instruction>.*)$")
+RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
+LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
+BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+TAIL_LINES = 40
+
+
+class Outcome(Enum):
+    BUILT = "built"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    NOT_RUN = "not-run"
+    VERIFY_FAILED = "verify-failed"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.BUILT, Outcome.SKIPPED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSettings:
+    """How every build of a run is made (the CLI flags)."""
+
+    repo: str = "python"
+    pull: str = "missing"
+    network_mode: str | None = None
+    timeout: float = 3 * 3600.0
+    force: bool = False
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+    logs: Path = Path("logs")
+
+    def __post_init__(self) -> None:
+        if self.pull not in PULL_POLICIES:
+            raise ConfigError(
+                f"--pull {self.pull!r} is not a pull policy", hint="use always, missing or never"
+            )
+        if self.timeout <= 0:
+            raise ConfigError(f"--timeout {self.timeout} must be positive", hint="seconds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildJob:
+    """One build assigned to one engine."""
+
+    build: Build
+    context: Path
+    host: str
+    client: Any  # docker.DockerClient; Any so the SDK is not imported for typing
+    isolation: str | None = None
+    os_type: str = "windows"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    build_id: str
+    host: str
+    isolation: str | None
+    outcome: Outcome
+    duration: float
+    image_id: str | None = None
+    size: int | None = None
+    tags: tuple[str, ...] = ()
+    content_hash: str | None = None
+    message: str | None = None
+    log_path: Path | None = None
+    tail: tuple[str, ...] = ()
+    checks: tuple[Any, ...] = ()  # verify.CheckResult
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.build_id,
+            "host": self.host,
+            "isolation": self.isolation,
+            "result": self.outcome.value,
+            "duration": round(self.duration, 3),
+            "image_id": self.image_id,
+            "size": self.size,
+            "tags": list(self.tags),
+            "hash": self.content_hash,
+            "message": self.message,
+            "log": str(self.log_path) if self.log_path else None,
+            "checks": [c.record() for c in self.checks],
+        }
+
+
+class BuildObserver(Protocol):
+    """What the driver tells the presentation layer (toolkit.progress) while it works."""
+
+    def started(self, build_id: str, host: str) -> None: ...
+
+    def step(self, build_id: str, number: int, total: int, instruction: str) -> None: ...
+
+    def line(self, build_id: str, text: str) -> None: ...
+
+    def finished(self, result: BuildResult) -> None: ...
+
+
+# -- cache key ---------------------------------------------------------------------------------
+
+
+def context_files(context: Path) -> list[Path]:
+    """Every regular file under ``context``, sorted by relative POSIX path."""
+    if not context.is_dir():
+        raise ConfigError(f"{context}: build context not found", hint="run toolkit render")
+    files = [p for p in context.rglob("*") if p.is_file() or p.is_symlink()]
+    return sorted(files, key=lambda p: p.relative_to(context).as_posix())
+
+
+def content_hash(context: Path, settings: Mapping[str, Any]) -> str:
+    """The cache key: sha256 over the context's files (path, mode, bytes) and ``settings``.
+
+    ``settings`` holds what changes the image besides the files: the base image's ID, the
+    isolation, build arguments, network mode. Tags and the ``created`` timestamp stay out, so
+    retagging or re-running does not change the key.
+    """
+    digest = hashlib.sha256()
+    digest.update(HASH_SCHEME.encode() + b"\0")
+    for path in context_files(context):
+        rel = path.relative_to(context).as_posix()
+        if path.is_symlink():
+            kind, data = b"l", os.readlink(path).encode()
+        else:
+            mode = path.stat().st_mode
+            kind = b"x" if mode & stat.S_IXUSR else b"f"
+            data = path.read_bytes()
+        digest.update(b"%s %d %s\0" % (kind, len(data), rel.encode()))
+        digest.update(data)
+    digest.update(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
+
+
+def base_image(context: Path) -> str:
+    """The image the Dockerfile in ``context`` starts ``FROM`` (the last stage's base)."""
+    froms = [i for i in parse_dockerfile(context / "Dockerfile") if i.cmd == "FROM"]
+    if not froms:
+        raise ConfigError(f"{context / 'Dockerfile'}: no FROM", hint="run toolkit render")
+    return froms[-1].value[0]
+
+
+def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.version": build.line.version,
+        "org.opencontainers.image.base.name": base,
+        CREATED_LABEL: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if settings.source:
+        labels["org.opencontainers.image.source"] = settings.source
+    return labels
+
+
+def full_tags(build: Build, repo: str) -> tuple[str, ...]:
+    return tuple(f"{repo}:{tag}" for tag in build.tags)
+
+
+# -- stream parsing ----------------------------------------------------------------------------
+
+
+@dataclass
+class BuildStream:
+    """State of one classic-builder stream: fed decoded events, yields complete log lines."""
+
+    step: int = 0
+    total: int = 0
+    instruction: str = ""
+    image_id: str | None = None
+    error: str | None = None
+    containers: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    _buffer: str = ""
+    _cached_next: bool = False
+    _ran: bool = False
+
+    def feed(self, event: Mapping[str, Any]) -> list[str]:
+        """Take one decoded event; return the complete lines it finished (without newlines)."""
+        lines: list[str] = []
+        if "stream" in event and isinstance(event["stream"], str):
+            self._buffer += event["stream"]
+            *done, self._buffer = self._buffer.split("\n")
+            for raw in done:
+                line = ANSI_RE.sub("", raw.rstrip("\r"))
+                self._parse(line)
+                lines.append(line)
+        aux = event.get("aux")
+        if isinstance(aux, Mapping) and isinstance(aux.get("ID"), str):
+            self.image_id = aux["ID"]
+        if "errorDetail" in event or "error" in event:
+            detail = event.get("errorDetail") or {}
+            message = detail.get("message") if isinstance(detail, Mapping) else None
+            self.error = str(message or event.get("error") or "build failed")
+            lines.append(f"ERROR: {self.error}")
+        if "status" in event and isinstance(event["status"], str):
+            progress = event.get("id")
+            lines.append(f"{progress}: {event['status']}" if progress else event["status"])
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line if it had no newline."""
+        if not self._buffer:
+            return []
+        line, self._buffer = ANSI_RE.sub("", self._buffer), ""
+        self._parse(line)
+        return [line]
+
+    def _parse(self, line: str) -> None:
+        if m := STEP_RE.match(line):
+            self.step, self.total = int(m["n"]), int(m["m"])
+            self.instruction = m["instruction"]
+            self._ran = self._cached_next = False
+        elif line == " ---> Using cache":
+            self._cached_next = True
+        elif m := RUNNING_RE.match(line):
+            self.containers.append(m["id"])
+            self._ran = True
+        elif m := LAYER_RE.match(line):
+            # Only a step that ran a container made a new layer; FROM's base and cache hits
+            # existed before this build and are not ours to remove.
+            if self._ran and not self._cached_next:
+                self.layers.append(m["id"])
+        elif m := BUILT_RE.match(line):
+            self.image_id = self.image_id or m["id"]
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+
+class Canceller:
+    """Closes one build's HTTP connection from another thread (deadline watchdog, Ctrl-C).
+
+    Closing the connection is the only way to stop a classic build: the engine cancels it and,
+    with ``forcerm``, removes its container. ``shutdown`` (not ``close``) wakes a thread blocked
+    in ``recv`` on the socket.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self.reason: str | None = None
+
+    def attach(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            cancelled = self.reason is not None
+        if cancelled:
+            self._close(response)
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            response = self._response
+        if response is not None:
+            self._close(response)
+
+    @staticmethod
+    def _close(response: Any) -> None:
+        sock = _response_socket(response)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            response.close()
+
+
+def _response_socket(response: Any) -> socket.socket | None:
+    # urllib3 2 exposes the connection of a streamed response; its ``sock`` is the socket
+    # (plain, unix or TLS).
+    connection = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+_capture = threading.local()
+
+
+def _capture_build_response(response: Any, *args: Any, **kwargs: Any) -> Any:
+    canceller = getattr(_capture, "canceller", None)
+    if canceller is not None and response.request.path_url.split("?")[0].endswith("/build"):
+        canceller.attach(response)
+    return response
+
+
+def _install_hook(api: Any) -> None:
+    hooks = api.hooks.setdefault("response", [])
+    if _capture_build_response not in hooks:
+        hooks.append(_capture_build_response)
+
+
+# -- one build ---------------------------------------------------------------------------------
+
+
+class _Log:
+    """The full log of one target (``logs/<id>.log``), and its tail in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle: IO[str] = path.open("w", encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: cannot write the build log: {exc.strerror}", hint="check --logs"
+            ) from None
+
+    def write(self, line: str) -> None:
+        self._handle.write(line + "\n")
+        self._handle.flush()
+        self.tail.append(line)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _describe(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _connection_lost_types() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    import requests.exceptions
+    import urllib3.exceptions
+
+    # A stream cut mid-body surfaces as urllib3's ProtocolError (IncompleteRead) or requests'
+    # ChunkedEncodingError rather than a ConnectionError.
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.ProtocolError,
+        http.client.IncompleteRead,
+        ConnectionError,
+    )
+
+
+def translate(exc: BaseException, host: str, build_id: str, doing: str) -> ToolkitError:
+    """A Docker SDK / requests exception as the toolkit error a user can act on."""
+    import docker.errors
+    import requests.exceptions
+
+    where = f"{build_id} on {host}"
+    lost = _connection_lost_types()
+    if isinstance(exc, ToolkitError):
+        return exc
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return BuildFailedError(
+            f"{where}: {doing}: image not found: {_describe(exc)}",
+            hint="check the base image, or use --pull missing",
+        )
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return BuildFailedError(
+            f"{where}: {doing}: the engine sent nothing before the timeout",
+            hint="raise --timeout or check the host",
+        )
+    if isinstance(exc, lost):
+        return HostError(
+            f"{where}: {doing}: engine unreachable or connection lost: {_describe(exc)}",
+            hint="check that the engine is running and the host entry in hosts.toml",
+        )
+    if isinstance(exc, docker.errors.BuildError):
+        return BuildFailedError(f"{where}: {doing}: {_describe(exc)}", hint="see the log")
+    if isinstance(exc, docker.errors.APIError):
+        return BuildFailedError(
+            f"{where}: {doing}: the engine answered: {_describe(exc)}", hint="see the log"
+        )
+    return BuildFailedError(
+        f"{where}: {doing}: {type(exc).__name__}: {_describe(exc)}", hint="see the log"
+    )
+
+
+def _resolve_base(api: Any, base: str, pull: str, log: _Log) -> str:
+    """The local ID of the base image, pulling it first as the pull policy says."""
+    import docker.errors
+
+    present: dict[str, Any] | None
+    try:
+        present = api.inspect_image(base)
+    except docker.errors.ImageNotFound:
+        present = None
+    if pull == "always" or (pull == "missing" and present is None):
+        log.write(f"pulling {base} (--pull {pull})")
+        repository, _, tag = base.rpartition(":")
+        for event in api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise BuildFailedError(f"pulling {base}: {event['error']}", hint="see the log")
+        present = api.inspect_image(base)
+    if present is None:
+        raise BuildFailedError(
+            f"base image {base} is not on the engine and --pull never forbids pulling it",
+            hint="load or pull it there, or use --pull missing",
+        )
+    return str(present["Id"])
+
+
+def _apply_tags(api: Any, image_id: str, tags: Sequence[str]) -> None:
+    for tag in tags:
+        repository, _, name = tag.rpartition(":")
+        api.tag(image_id, repository, name, force=True)
+
+
+class EngineIndex:
+    """What one engine already has, read once per run and shared by its builds (thread-safe):
+    the IDs of base images (pulled at most once per run as ``--pull`` says) and the images
+    carrying a cache-key label. One listing per engine, instead of one per target, keeps a
+    no-op re-run of a large matrix to a few API calls per host.
+    """
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._lock = threading.Lock()
+        self._bases: dict[str, str] = {}
+        self._labelled: list[dict[str, Any]] | None = None
+
+    def base_id(self, base: str, pull: str, log: _Log) -> str:
+        with self._lock:
+            if base not in self._bases:
+                self._bases[base] = _resolve_base(self._api, base, pull, log)
+            return self._bases[base]
+
+    def find(self, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
+        """The newest finished image labelled with ``digest``, if the engine has one.
+
+        The classic builder applies build labels one step at a time, so the intermediate images
+        of the label steps carry the hash too; only the final image carries every label. An
+        intermediate left dangling (its build failed later) is never taken for a result.
+        """
+        with self._lock:
+            if self._labelled is None:
+                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
+            found = [i for i in self._labelled if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
+        for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
+            labels = image.get("Labels") or {}
+            if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
+                return image
+        return None
+
+
+def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> None:
+    """Remove what a failed or cancelled build left: its last container and new layers.
+
+    The engine removes the container itself (``forcerm``) once it notices the cancellation;
+    wait for that briefly, then force it. Layers come newest first; removing one also prunes
+    its untagged parents, and a layer still used by another image is left alone (409).
+    """
+    import docker.errors
+
+    deadline = time.monotonic() + wait
+    for container in reversed(stream.containers):
+        while True:
+            try:
+                api.inspect_container(container)
+            except docker.errors.NotFound:
+                break
+            if time.monotonic() > deadline:
+                log.write(f"cleanup: removing container {container[:12]}")
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_container(container, force=True)
+                break
+            time.sleep(0.2)
+    for layer in reversed(stream.layers):
+        try:
+            api.remove_image(layer, force=False, noprune=False)
+            log.write(f"cleanup: removed image {layer[:12]}")
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            log.write(f"cleanup: kept image {layer[:12]}: {_describe(exc)}")
+
+
+def build_image(
+    job: BuildJob,
+    settings: BuildSettings,
+    observer: BuildObserver,
+    canceller: Canceller | None = None,
+    index: EngineIndex | None = None,
+) -> BuildResult:
+    """Build (or skip) one target; never raises for a failed build, returns its result.
+
+    The observer hears ``started``, ``step`` and ``line``; ``finished`` is the caller's to send
+    (the scheduler sends it after verification).
+    """
+    canceller = canceller or Canceller()
+    build, host = job.build, job.host
+    start = time.monotonic()
+    log = _Log(settings.logs / f"{build.id}.log")
+    observer.started(build.id, host)
+    tags = full_tags(build, settings.repo)
+    digest: str | None = None
+    stream = BuildStream()
+    api = job.client.api
+    index = index or EngineIndex(api)
+
+    def finish(outcome: Outcome, **kw: Any) -> BuildResult:
+        log.close()
+        result = BuildResult(
+            build_id=build.id,
+            host=host,
+            isolation=job.isolation,
+            outcome=outcome,
+            duration=time.monotonic() - start,
+            tags=tags,
+            content_hash=digest,
+            log_path=log.path,
+            tail=tuple(log.tail) if not outcome.ok else (),
+            **kw,
+        )
+        return result
+
+    def emit(line: str) -> None:
+        log.write(line)
+        observer.line(build.id, line)
+
+    doing = "preparing"
+    try:
+        base = base_image(job.context)
+        doing = f"resolving base image {base}"
+        base_id = index.base_id(base, settings.pull, log)
+        digest = content_hash(
+            job.context,
+            {
+                "base_image": base,
+                "base_image_id": base_id,
+                "isolation": job.isolation,
+                "build_args": dict(settings.build_args),
+                "network_mode": settings.network_mode,
+            },
+        )
+        emit(f"{build.id} on {host}: context {job.context}, hash {digest[:16]}")
+        if not settings.force:
+            doing = "looking for an image with the same hash"
+            expected = {**oci_labels(build, settings, base), HASH_LABEL: digest}
+            cached = index.find(digest, expected)
+            if cached is not None:
+                present = set(cached.get("RepoTags") or ())
+                _apply_tags(api, cached["Id"], [t for t in tags if t not in present])
+                emit(f"unchanged: {cached['Id'][:19]} has hash {digest[:16]}; tagged {tags[0]}")
+                return finish(
+                    Outcome.SKIPPED, image_id=cached["Id"], size=int(cached.get("Size") or 0)
+                )
+        labels = {**oci_labels(build, settings, base), HASH_LABEL: digest}
+        doing = "building"
+        outcome = _stream_build(
+            job,
+            settings,
+            api,
+            labels,
+            tags,
+            stream,
+            canceller,
+            emit,
+            lambda n, m, text: observer.step(build.id, n, m, text),
+        )
+        if outcome is not None:
+            reason = canceller.reason or "cancelled"
+            emit(reason)
+            _cleanup_quietly(api, stream, log)
+            return finish(outcome, message=f"{build.id} on {host}: {reason}")
+        if stream.error is not None or stream.image_id is None:
+            message = stream.error or "the engine ended the build without an image"
+            _cleanup_quietly(api, stream, log)
+            return finish(Outcome.FAILED, message=f"{build.id} on {host}: {message}")
+        doing = "tagging"
+        _apply_tags(api, stream.image_id, tags[1:])
+        image = api.inspect_image(stream.image_id)
+        emit(f"built {image['Id'][:19]}; tagged {', '.join(tags)}")
+        return finish(Outcome.BUILT, image_id=image["Id"], size=int(image.get("Size") or 0))
+    except Exception as exc:
+        error = translate(exc, host, build.id, doing)
+        if canceller.reason is not None:
+            emit(canceller.reason)
+            _cleanup_quietly(api, stream, log)
+            outcome = (
+                Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED
+            )
+            return finish(outcome, message=f"{build.id} on {host}: {canceller.reason}")
+        emit(f"error: {error.one_line()}")
+        _cleanup_quietly(api, stream, log)
+        return finish(Outcome.FAILED, message=error.one_line())
+
+
+def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log) -> None:
+    try:
+        _cleanup(api, stream, log)
+    except Exception as exc:  # the engine may be gone: the failure is already reported
+        log.write(f"cleanup: skipped, engine did not answer: {_describe(exc)}")
+
+
+def _stream_build(
+    job: BuildJob,
+    settings: BuildSettings,
+    api: Any,
+    labels: Mapping[str, str],
+    tags: Sequence[str],
+    stream: BuildStream,
+    canceller: Canceller,
+    emit: Callable[[str], None],
+    on_step: Callable[[int, int, str], None],
+) -> Outcome | None:
+    """Run the build stream under the deadline; returns TIMEOUT/CANCELLED if stopped early."""
+    _install_hook(api)
+    watchdog = threading.Timer(settings.timeout, canceller.cancel, [_timeout_text(settings)])
+    watchdog.daemon = True
+    watchdog.start()
+    _capture.canceller = canceller
+    try:
+        if canceller.reason is not None:
+            return Outcome.CANCELLED
+        events: Iterator[dict[str, Any]] = api.build(
+            path=str(job.context),
+            tag=tags[0],
+            rm=True,
+            forcerm=True,
+            pull=False,  # the base was resolved (and pulled if asked) before hashing
+            decode=True,
+            labels=dict(labels),
+            buildargs=dict(settings.build_args) or None,
+            network_mode=settings.network_mode,
+            isolation=job.isolation,
+            timeout=settings.timeout,
+        )
+        _capture.canceller = None
+        last_step = 0
+        for event in events:
+            for line in stream.feed(event):
+                emit(line)
+            if stream.step != last_step:
+                last_step = stream.step
+                on_step(stream.step, stream.total, stream.instruction)
+            if canceller.reason is not None:
+                break
+        for line in stream.flush():
+            emit(line)
+    except Exception:
+        if canceller.reason is None:
+            raise
+    finally:
+        _capture.canceller = None
+        watchdog.cancel()
+    if canceller.reason is not None:
+        return Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED
+    return None
+
+
+def _timeout_text(settings: BuildSettings) -> str:
+    return f"timeout: the build took longer than --timeout {settings.timeout:g} s"

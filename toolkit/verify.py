@@ -1,0 +1,310 @@
+"""Checks of a built image, each in its own throwaway container (exec form: no shell between).
+
+The checks are those of the official images, adapted for Windows: the interpreter's and pip's
+versions equal the pinned ones, the compression modules round-trip, sqlite3 works in memory,
+deep recursion in a thread does not crash, an overridden command's output comes back intact,
+and (opt-in, needs the network) ``pip install`` of a small package.
+
+Every command is an argv list run without a shell, so it means the same on a Windows image and a
+Linux stand-in. The one command that is platform-specific (the overridden command) comes from
+``OVERRIDE_COMMANDS`` keyed by the engine's ``OSType``: ``cmd /Q /S /C echo`` on Windows (what
+the official images test), ``echo`` (busybox applet) on the Linux stand-ins the test suite uses.
+Containers are removed whatever happens, also on timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.errors import ConfigError
+
+OVERRIDE_TOKEN = "toolkit-override-cmd-ok"
+OVERRIDE_COMMANDS: Mapping[str, tuple[str, ...]] = {
+    "windows": ("cmd", "/Q", "/S", "/C", "echo", OVERRIDE_TOKEN),
+    "linux": ("echo", OVERRIDE_TOKEN),
+}
+
+_COMPRESSION = (
+    "import bz2, lzma, zlib\n"
+    "data = bytes(range(256)) * 512\n"
+    "for name, mod in (('bz2', bz2), ('lzma', lzma), ('zlib', zlib)):\n"
+    "    packed = mod.compress(data)\n"
+    "    assert mod.decompress(packed) == data, name\n"
+    "    assert len(packed) < len(data), name\n"
+    "print('bz2 zlib lzma ok')\n"
+)
+_SQLITE = (
+    "import sqlite3\n"
+    "db = sqlite3.connect(':memory:')\n"
+    "db.execute('create table t (k integer primary key, v text)')\n"
+    "db.executemany('insert into t (v) values (?)', [('a',), ('b',), ('c',)])\n"
+    "rows = db.execute('select k, v from t order by k').fetchall()\n"
+    "assert rows == [(1, 'a'), (2, 'b'), (3, 'c')], rows\n"
+    "print('sqlite', sqlite3.sqlite_version, 'ok')\n"
+)
+# Recursion close to the default limit in a non-main thread: crashes where the thread stack is
+# smaller than the interpreter assumes.
+_STACK = (
+    "import sys, threading\n"
+    "depth = sys.getrecursionlimit() - 50\n"
+    "def down(n):\n"
+    "    return 0 if n == 0 else 1 + down(n - 1)\n"
+    "out = []\n"
+    "t = threading.Thread(target=lambda: out.append(down(depth)))\n"
+    "t.start(); t.join()\n"
+    "assert out == [depth], out\n"
+    "print('recursion depth', depth, 'in a thread ok')\n"
+)
+
+PIP_RE = re.compile(r"^pip (?P<version>\S+) from ")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One check: an argv to run and a judge of its exit code and output."""
+
+    name: str
+    argv: tuple[str, ...]
+    judge: Callable[[int, str], str | None]  # returns a failure message, or None
+    network: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    name: str
+    image: str
+    passed: bool
+    duration: float
+    argv: tuple[str, ...]
+    output: str
+    message: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "image": self.image,
+            "passed": self.passed,
+            "duration": round(self.duration, 3),
+            "argv": list(self.argv),
+            "output": self.output,
+            "message": self.message,
+        }
+
+
+def _exit_zero(code: int, output: str) -> str | None:
+    return None if code == 0 else f"exited {code}"
+
+
+def _equals(expected: str, what: str) -> Callable[[int, str], str | None]:
+    def judge(code: int, output: str) -> str | None:
+        got = output.strip()
+        if code != 0:
+            return f"exited {code}"
+        if got != expected:
+            return f"{what}: expected {expected!r}, got {got!r}"
+        return None
+
+    return judge
+
+
+def _pip_judge(expected: str) -> Callable[[int, str], str | None]:
+    def judge(code: int, output: str) -> str | None:
+        if code != 0:
+            return f"exited {code}"
+        match = PIP_RE.match(output.strip())
+        if match is None:
+            return f"pip --version printed {output.strip()!r}, not 'pip <version> from ...'"
+        if match["version"] != expected:
+            return f"pip version: expected {expected} (PYTHON_PIP_VERSION), got {match['version']}"
+        return None
+
+    return judge
+
+
+def checks_for(
+    python_version: str, pip_version: str, os_type: str, *, network: bool = False
+) -> list[Check]:
+    """The checks for an image that should carry ``python_version`` and ``pip_version``."""
+    override = OVERRIDE_COMMANDS.get(os_type)
+    if override is None:
+        raise ConfigError(
+            f"no override-cmd check for engine OSType {os_type!r}",
+            hint=f"known: {', '.join(OVERRIDE_COMMANDS)}",
+        )
+    found = [
+        Check(
+            name="python-version",
+            argv=("python", "--version"),
+            judge=_equals(f"Python {python_version}", "python --version (PYTHON_VERSION)"),
+        ),
+        Check(name="pip-version", argv=("pip", "--version"), judge=_pip_judge(pip_version)),
+        Check(name="python-imports", argv=("python", "-c", _COMPRESSION), judge=_exit_zero),
+        Check(name="python-sqlite3", argv=("python", "-c", _SQLITE), judge=_exit_zero),
+        Check(name="python-stack-size", argv=("python", "-c", _STACK), judge=_exit_zero),
+        Check(name="override-cmd", argv=override, judge=_equals(OVERRIDE_TOKEN, "output")),
+    ]
+    if network:
+        found.append(
+            Check(
+                name="pip-install",
+                argv=(
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "six",
+                ),
+                judge=_exit_zero,
+                network=True,
+            )
+        )
+    return found
+
+
+def run_check(
+    client: Any,
+    image: str,
+    check: Check,
+    *,
+    isolation: str | None = None,
+    timeout: float = 300.0,
+) -> CheckResult:
+    """Run one check in a fresh container; the container is removed whatever happens."""
+    api = client.api
+    start = time.monotonic()
+    container: str | None = None
+    output = ""
+    try:
+        host_config = api.create_host_config(
+            network_mode=None if check.network else "none", isolation=isolation
+        )
+        created = api.create_container(
+            image,
+            command=list(check.argv),
+            host_config=host_config,
+            network_disabled=not check.network,
+            labels={"io.github.windows-python-images.toolkit.check": check.name},
+        )
+        container = created["Id"]
+        api.start(container)
+        status = api.wait(container, timeout=timeout)
+        code = int(status.get("StatusCode", -1))
+        output = api.logs(container, stdout=True, stderr=True).decode("utf-8", "replace")
+        message = check.judge(code, output)
+    except Exception as exc:
+        message = _check_error(exc, timeout)
+    finally:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                api.remove_container(container, force=True)
+    return CheckResult(
+        name=check.name,
+        image=image,
+        passed=message is None,
+        duration=time.monotonic() - start,
+        argv=check.argv,
+        output=output,
+        message=message,
+    )
+
+
+def _check_error(exc: BaseException, timeout: float) -> str:
+    import docker.errors
+    import requests.exceptions
+
+    if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError):
+        if isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc):
+            return f"did not finish within {timeout:g} s"
+        return f"engine unreachable: {' '.join(str(exc).split())}"
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return f"image not found: {getattr(exc, 'explanation', exc)}"
+    if isinstance(exc, docker.errors.APIError):
+        return f"the engine refused: {' '.join(str(getattr(exc, 'explanation', exc)).split())}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def verify_image(
+    client: Any,
+    image: str,
+    checks: Sequence[Check],
+    *,
+    isolation: str | None = None,
+    timeout: float = 300.0,
+    stop: Callable[[], bool] | None = None,
+) -> list[CheckResult]:
+    """Run ``checks`` one after another; ``stop`` (Ctrl-C) ends the run between two checks."""
+    results = []
+    for check in checks:
+        if stop is not None and stop():
+            break
+        results.append(run_check(client, image, check, isolation=isolation, timeout=timeout))
+    return results
+
+
+def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
+    """JUnit XML: one testsuite per target (build id), one testcase per check."""
+    root = ET.Element("testsuites", name="toolkit verify")
+    total = failures = 0
+    for suite_name, results in suites.items():
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=suite_name,
+            tests=str(len(results)),
+            failures=str(sum(not r.passed for r in results)),
+            errors="0",
+            skipped="0",
+            time=f"{sum(r.duration for r in results):.3f}",
+        )
+        for result in results:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=suite_name,
+                name=result.name,
+                time=f"{result.duration:.3f}",
+            )
+            if not result.passed:
+                failure = ET.SubElement(case, "failure", message=result.message or "failed")
+                failure.text = f"argv: {list(result.argv)}\n{result.output}"
+            out = ET.SubElement(case, "system-out")
+            out.text = result.output
+        total += len(results)
+        failures += sum(not r.passed for r in results)
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def verify_build(
+    client: Any,
+    image: str,
+    python_version: str,
+    pip_version: str,
+    os_type: str,
+    *,
+    isolation: str | None = None,
+    network: bool = False,
+    timeout: float = 300.0,
+    stop: Callable[[], bool] | None = None,
+) -> list[CheckResult]:
+    """All checks of one target's image (``image`` is one of its tags)."""
+    checks = checks_for(python_version, pip_version, os_type, network=network)
+    return verify_image(client, image, checks, isolation=isolation, timeout=timeout, stop=stop)
+
+
+def failure_summary(results: Sequence[CheckResult]) -> str | None:
+    """``2 of 6 checks failed: python-version (...); pip-version (...)``, or None if all passed."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return None
+    detail = "; ".join(f"{r.name}: {r.message}" for r in failed)
+    return f"{len(failed)} of {len(results)} checks failed: {detail}"
