@@ -66,3 +66,26 @@ def test_versions_path_from_environment(workspace: Path) -> None:
     result = run_toolkit("list", cwd=workspace, env={"TOOLKIT_VERSIONS": "data.json"})
     assert result.returncode == 0
     assert result.stdout.splitlines()[0] == "3.8-rc-windowsservercore-1809"
+
+
+def test_top_level_help_is_the_full_apps_help(workspace: Path) -> None:
+    """The help-only app used for `toolkit --help` prints exactly what the full app prints."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    full = CliRunner().invoke(app, ["--help"], prog_name="toolkit")
+    assert full.exit_code == 0
+    lazy = run_toolkit("--help", cwd=workspace)
+    assert lazy.returncode == 0
+    assert lazy.stdout == full.output
+
+
+def test_every_command_runs_through_its_own_cut_down_app(workspace: Path) -> None:
+    from toolkit.cli import _app_for, _command_name, app
+
+    for info in app.registered_commands:
+        name = _command_name(info)
+        cut = _app_for(["--debug", name, "--help"])
+        assert [_command_name(c) for c in cut.registered_commands] == [name]
+    assert _app_for(["lis"]) is app

@@ -161,7 +161,7 @@ CASES = [
         "pip version not a version",
         edit_json(set_path("nineteen", "pip", "version")),
         2,
-        (".pip.version", "not a version"),
+        (".pip.version", "not a pip version"),
     ),
     Case(
         "sha256 too short",

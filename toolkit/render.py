@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -171,13 +170,24 @@ def _read(path: Path) -> str | None:
         raise OutputError(f"{path}: cannot read: {exc}", hint="check the file") from None
 
 
+def _create_beside(path: Path) -> tuple[str, int]:
+    """A new, exclusively created temporary file next to ``path`` (tempfile's import is slow)."""
+    for attempt in range(100):
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{attempt}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: too many leftover temporary files")
+
+
 def _stage(path: Path, text: str, *, durable: bool, made: set[Path]) -> Path:
     """Write ``text`` to a temporary file beside ``path`` (same filesystem, so rename is atomic)."""
     try:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp, fd = _create_beside(path)
     except OSError as exc:
         raise OutputError(
             f"{path.parent}: cannot write: {exc.strerror}",
@@ -189,7 +199,6 @@ def _stage(path: Path, text: str, *, durable: bool, made: set[Path]) -> Path:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(

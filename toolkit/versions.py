@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from toolkit.errors import ConfigError
 from toolkit.windows import WindowsRelease, find_release, releases, suggest_release
 
 LINE_RE = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)(?P<rc>-rc)?$")
-CPYTHON_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?$")
+# CPython's own version scheme (a subset of PEP 440): X.Y.Z, or X.Y.Z{a,b,rc}N before a final.
+# Plain regular expressions rather than packaging.version keep the loader's import cheap.
+CPYTHON_VERSION_RE = re.compile(
+    r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.(?P<micro>[0-9]+)(?P<pre>(?:a|b|rc)[1-9][0-9]*)?$"
+)
+# pip's releases in canonical PEP 440 form: 19.2.3, 24.0, 25.1b1, 9.0.post1.
+PIP_VERSION_RE = re.compile(
+    r"^[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?$"
+)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 GET_PIP_URL_RE = re.compile(
     r"^https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
@@ -98,7 +104,10 @@ class VersionsFile:
 
 def python_release(version: str) -> str:
     """The final release a version belongs to: 3.8.0rc1 -> 3.8.0, 3.7.4 -> 3.7.4."""
-    return Version(version).base_version
+    match = CPYTHON_VERSION_RE.match(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a CPython version")
+    return f"{match['major']}.{match['minor']}.{match['micro']}"
 
 
 def jq_path(*parts: str | int) -> str:
@@ -212,21 +221,21 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
     check.keys(entry, where, LINE_KEYS, REQUIRED_LINE_KEYS)
 
     version = check.string(entry["version"], (name, "version"))
-    if not CPYTHON_VERSION_RE.match(version):
+    parsed = CPYTHON_VERSION_RE.match(version)
+    if parsed is None:
         raise check.fail(
             (name, "version"),
             f"{version!r} is not a CPython version",
             "use X.Y.Z or X.Y.Z{a,b,rc}N, e.g. 3.8.0rc1",
         )
-    parsed = Version(version)
     major, minor = int(match["major"]), int(match["minor"])
-    if parsed.release[:2] != (major, minor):
+    if (int(parsed["major"]), int(parsed["minor"])) != (major, minor):
         raise check.fail(
             (name, "version"),
             f"{version} does not belong to line {name}",
             f"use a {major}.{minor}.x version or rename the line",
         )
-    if parsed.is_prerelease and not match["rc"]:
+    if parsed["pre"] and not match["rc"]:
         raise check.fail(
             (name, "version"),
             f"{version} is a pre-release in the final line {name}",
@@ -236,12 +245,12 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
     pip = check.obj(entry["pip"], (name, "pip"))
     check.keys(pip, (name, "pip"), PIP_KEYS, PIP_KEYS)
     pip_version = check.string(pip["version"], (name, "pip", "version"))
-    try:
-        Version(pip_version)
-    except InvalidVersion:
+    if not PIP_VERSION_RE.match(pip_version):
         raise check.fail(
-            (name, "pip", "version"), f"{pip_version!r} is not a version", "use e.g. 19.2.3"
-        ) from None
+            (name, "pip", "version"),
+            f"{pip_version!r} is not a pip version",
+            "use a released version such as 19.2.3",
+        )
 
     get_pip = check.obj(entry["get-pip"], (name, "get-pip"))
     check.keys(get_pip, (name, "get-pip"), GET_PIP_KEYS, GET_PIP_KEYS)

@@ -6,7 +6,7 @@ import difflib
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +28,7 @@ class WindowsRelease:
 @cache
 def releases() -> dict[str, WindowsRelease]:
     """All known releases, keyed by their variant tag, in ascending build order."""
-    text = resources.files("toolkit").joinpath("resources/windows-releases.toml").read_text("utf-8")
+    text = (Path(__file__).parent / "resources" / "windows-releases.toml").read_text("utf-8")
     table = tomllib.loads(text)
     found = [
         WindowsRelease(
