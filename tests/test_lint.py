@@ -149,3 +149,19 @@ def test_missing_dockerfile_is_an_error(workspace: Path) -> None:
     assert result.returncode == 1
     assert "cannot read" in result.stderr
     assert "run toolkit render" in result.stderr
+
+
+def test_backtick_escape_directive_is_honoured(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        "# escape=`\n"
+        "FROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+        'SHELL ["powershell", "-Command"]\n'
+        "RUN Write-Host 'C:\\Python\\'; `\n"
+        "\tInvoke-WebRequest -Uri $u -OutFile 'x.zip'; `\n"
+        "\tif ((Get-FileHash x.zip).Hash -ne $env:X) { exit 1 }\n"
+    )
+    lines = path.read_text().splitlines()
+    (run,) = [i for i in parse_dockerfile(path) if i.cmd == "RUN"]
+    assert run_script(lines, run, "`").text == run.value[0]
+    assert lint_dockerfile(path, hadolint=False) == []

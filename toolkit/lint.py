@@ -105,6 +105,7 @@ def lint_text(text: str, path: Path) -> list[Finding]:
         return [_finding(path, 1, 1, Severity.ERROR, "dockerfile", exc.message)]
     findings = list(check_structure(instructions, path))
     lines = text.splitlines()
+    escape = escape_character(lines)
     shell: tuple[str, ...] = ()
     for ins in instructions:
         if ins.cmd == "SHELL" and ins.json:
@@ -112,7 +113,7 @@ def lint_text(text: str, path: Path) -> list[Finding]:
         if ins.cmd == "FROM":
             shell = ()
         if ins.cmd == "RUN" and not ins.json and _is_powershell(shell):
-            script = run_script(lines, ins)
+            script = run_script(lines, ins, escape)
             findings.extend(check_powershell(script, path))
             findings.extend(check_downloads(script, path))
     return findings
@@ -185,7 +186,21 @@ class Script:
         return line, column + (offset - start) + 1
 
 
-def run_script(lines: Sequence[str], ins: Instruction) -> Script:
+def escape_character(lines: Sequence[str]) -> str:
+    """The escape character from a leading ``# escape=`` parser directive (default backslash).
+
+    Windows Dockerfiles often choose the backtick so that paths need no doubling.
+    """
+    for line in lines:
+        directive = re.match(r"^#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$", line)
+        if directive is None:
+            break
+        if directive[1].lower() == "escape" and directive[2] in ("\\", "`"):
+            return directive[2]
+    return "\\"
+
+
+def run_script(lines: Sequence[str], ins: Instruction, escape: str = "\\") -> Script:
     parts: list[str] = []
     segments: list[tuple[int, int, int]] = []
     offset = 0
@@ -198,7 +213,7 @@ def run_script(lines: Sequence[str], ins: Instruction) -> Script:
         elif line.lstrip().startswith("#"):
             continue
         piece = line[column:]
-        if piece.rstrip().endswith("\\") and number != ins.end_line:
+        if piece.rstrip().endswith(escape) and number != ins.end_line:
             piece = piece.rstrip()[:-1]
         segments.append((offset, number, column))
         parts.append(piece)
