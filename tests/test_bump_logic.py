@@ -105,6 +105,39 @@ def test_directory_parser_never_crashes_on_markup_soup(bits: list[str]) -> None:
     parse_directory_index("".join(bits))
 
 
+DIGITS = "9" * 5000  # more digits than int() converts (sys.get_int_max_str_digits)
+
+
+def test_hostile_version_numbers_in_an_index_are_passed_over() -> None:
+    entries = parse_directory_index(
+        f'<a href="3.8.{DIGITS}/">x</a> <a href="3.8.1/">3.8.1/</a> '
+        f'<a href="{DIGITS}.8.0/">y</a> <a href="python-3.8.{DIGITS}-amd64.exe">z</a> '
+        '<a href="python-3.8.1-amd64.exe">python-3.8.1-amd64.exe</a>'
+    )
+    assert release_folders(entries, 3, 8) == [Version("3.8.1")]
+    assert installer_versions(entries) == {Version("3.8.1")}
+    assert choose("3.8", {"3.8.1": entries}).version == Version("3.8.1")
+
+
+SELECTION_NAMES = st.one_of(
+    st.from_regex(
+        r"[0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}((a|b|rc)[1-9][0-9]{0,5})?/?", fullmatch=True
+    ),
+    st.builds(lambda n: f"python-{n}-amd64.exe", st.from_regex(r"[0-9.]{1,20}", fullmatch=True)),
+    st.builds(lambda n: f"3.8.{'7' * n}/", st.integers(1, 6000)),
+    st.builds(lambda n: f"python-3.8.{'7' * n}-amd64.exe", st.integers(1, 6000)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SELECTION_NAMES, max_size=20))
+def test_selection_never_crashes_on_listed_names(names: list[str]) -> None:
+    entries = [str(n) for n in names]
+    folders = release_folders(entries, 3, 8)
+    installer_versions(entries)
+    select_python(LineName.parse("3.8"), folders, lambda _v: entries)
+
+
 NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,70}", fullmatch=True).filter(
     lambda n: n not in (".", "..")
 )
@@ -244,6 +277,17 @@ def test_pip_bad_answers() -> None:
     doc = {"releases": {"20.0": [{"requires_python": "not a spec", "yanked": False}], "x y": []}}
     with pytest.raises(SourceError):
         select_pip(doc, "3.8.0", source="p")
+
+
+def test_pip_hostile_numbers_are_passed_over() -> None:
+    doc = {
+        "releases": {
+            DIGITS: [{"yanked": False}],
+            "20.0": [{"requires_python": f">=3.{DIGITS}", "yanked": False}],
+            "19.3": [{"requires_python": ">=3.5", "yanked": False}],
+        }
+    }
+    assert select_pip(doc, "3.8.0", source="p") == "19.3"
 
 
 def test_newest_commit() -> None:
@@ -391,6 +435,12 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 def test_not_json_is_named(upstream: Upstream) -> None:
     upstream.add("/pypi/pip/json", b"<html>maintenance</html>")
+    with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
+        client.get_json(upstream.base + "/pypi/pip/json")
+
+
+def test_deeply_nested_json_is_named_not_a_crash(upstream: Upstream) -> None:
+    upstream.add("/pypi/pip/json", b"[" * 200_000)
     with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
         client.get_json(upstream.base + "/pypi/pip/json")
 

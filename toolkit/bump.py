@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.render import Change, FileState, apply_render, write_files
@@ -102,28 +102,39 @@ def parse_directory_index(html: str) -> list[str]:
     return names
 
 
+def _version(text: str) -> Version | None:
+    """``text`` as a Version, or None: also for numbers too long to convert (a hostile source)."""
+    try:
+        return Version(text)
+    except ValueError:  # InvalidVersion, or int() refusing thousands of digits
+        return None
+
+
+def _matched_versions(entries: Sequence[str], pattern: re.Pattern[str]) -> set[Version]:
+    matches = (pattern.match(entry) for entry in entries)
+    versions = (_version(m["version"]) for m in matches if m is not None)
+    return {v for v in versions if v is not None}
+
+
 def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
     """Release folders (``3.8.0/``) of the line ``major.minor``, newest first."""
     found = set()
     for entry in entries:
         match = FOLDER_RE.match(entry)
-        if match is None:
-            continue
-        version = Version(match["release"])
-        if version.release[:2] == (major, minor):
+        version = _version(match["release"]) if match is not None else None
+        if version is not None and version.release[:2] == (major, minor):
             found.add(version)
     return sorted(found, reverse=True)
 
 
 def installer_versions(entries: Sequence[str]) -> set[Version]:
     """Versions whose Windows installer (``python-<v>-amd64.exe``) is listed."""
-    return {Version(m["version"]) for e in entries if (m := INSTALLER_RE.match(e))}
+    return _matched_versions(entries, INSTALLER_RE)
 
 
 def listed_versions(entries: Sequence[str]) -> set[Version]:
     """Versions a folder shows at all: by installer or by source tarball."""
-    tarballs = {Version(m["version"]) for e in entries if (m := TARBALL_RE.match(e))}
-    return tarballs | installer_versions(entries)
+    return _matched_versions(entries, TARBALL_RE) | installer_versions(entries)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,9 +239,8 @@ def select_pip(document: Any, python_version: str, *, source: str) -> str:
     python = Version(Version(python_version).base_version)
     admitted: list[Version] = []
     for raw_version, files in releases.items():
-        try:
-            version = Version(raw_version)
-        except InvalidVersion:
+        version = _version(raw_version) if isinstance(raw_version, str) else None
+        if version is None:
             continue
         if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
             continue
@@ -254,7 +264,7 @@ def _file_admits(file: object, python: Version) -> bool:
         return False
     try:
         return SpecifierSet(spec).contains(python, prereleases=True)
-    except InvalidSpecifier:
+    except ValueError:  # InvalidSpecifier, or a number too long to convert
         return False  # cannot tell: do not pick it
 
 

@@ -194,7 +194,7 @@ class HttpClient:
         body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise SourceError(
                 f"{url}: the answer is not JSON ({exc})", hint="check the source URL or the mirror"
             ) from None
