@@ -224,6 +224,21 @@ def test_404_is_not_retried_and_writes_nothing(workspace: Path, upstream: Upstre
     assert snapshot(workspace) == before
 
 
+def test_a_mirror_password_never_reaches_the_output(workspace: Path, upstream: Upstream) -> None:
+    publish_standard(upstream)
+    del upstream.routes[f"{PYPI}pip/json"]
+    host = upstream.base.removeprefix("http://")
+    mirror = f"http://bot:s3cret-token@{host}{PYPI}"
+    result = bump(workspace, upstream, TOOLKIT_PYPI_URL=mirror)
+    assert result.returncode == 6
+    assert f"error: http://***@{host}{PYPI}pip/json: HTTP 404 Not Found" in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    bad = bump(workspace, upstream, TOOLKIT_PYPI_URL="ftp://bot:s3cret-token@mirror.invalid/")
+    assert bad.returncode == 2
+    assert "'ftp://***@mirror.invalid/' is not an http(s) URL" in bad.stderr
+    assert "s3cret" not in bad.stdout + bad.stderr
+
+
 def test_timeout_fails_cleanly(workspace: Path, upstream: Upstream) -> None:
     publish_standard(upstream)
     upstream.routes[COMMITS].delay = 3.0

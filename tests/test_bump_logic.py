@@ -37,7 +37,14 @@ from toolkit.bump import (
     select_python,
 )
 from toolkit.errors import ConfigError, OutputError, SourceError
-from toolkit.sources import HttpClient, NetworkPolicy, SourceNotFound, Sources, pinned_get_pip_url
+from toolkit.sources import (
+    HttpClient,
+    NetworkPolicy,
+    SourceNotFound,
+    Sources,
+    pinned_get_pip_url,
+    redact,
+)
 
 FAST = NetworkPolicy(
     connect_timeout=1.0, read_timeout=1.0, attempts=3, backoff=0.01, retry_time=5.0
@@ -426,6 +433,25 @@ def test_connection_refused_is_retried_and_named() -> None:
     assert str(info.value).startswith(f"{url}: connection failed: Failed to establish")
     assert "Connection refused" in str(info.value)
     assert "after 3 attempts" in str(info.value)
+
+
+def test_messages_hide_a_password_in_the_url(upstream: Upstream) -> None:
+    import socket
+
+    host = upstream.base.removeprefix("http://")
+    upstream.add("/j", b"{}", fail_first=99)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    urls = [f"http://u:pa55word@{host}/j", f"http://u:pa55word@127.0.0.1:{port}/x"]
+    for url in urls:
+        with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+            client.get_json(url)
+        assert "pa55word" not in str(info.value)
+        assert str(info.value).startswith(redact(url) + ": ")
+    assert redact("https://u:p@m.example/x?q=1") == "https://***@m.example/x?q=1"
+    assert redact("https://token@m.example/") == "https://***@m.example/"
+    assert redact("https://m.example:8443/") == "https://m.example:8443/"
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:

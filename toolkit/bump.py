@@ -40,7 +40,7 @@ from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.render import Change, FileState, apply_render, write_files
-from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url
+from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
 from toolkit.versions import (
     GET_PIP_URL_RE,
     LINE_RE,
@@ -437,7 +437,7 @@ def _resolve_line(
             kind = "pre-release or final" if line.rc else "final"
             hint = "" if line.rc else f"; try --add {line.major_minor}-rc"
             raise SourceError(
-                f"{sources.ftp_index()}: no {kind} {line.major_minor} release with a Windows "
+                f"{redact(sources.ftp_index())}: no {kind} {line.major_minor} release with a Windows "
                 f"installer (python-<version>-amd64.exe)",
                 hint=f"wait for the installer{hint}",
             )
@@ -449,7 +449,7 @@ def _resolve_line(
     if choice.final_out is not None:
         if current is None:
             raise SourceError(
-                f"{sources.ftp_index()}: {choice.final_out} is final",
+                f"{redact(sources.ftp_index())}: {choice.final_out} is final",
                 hint=f"add the line {line.major_minor} instead of {name}",
             )
         return _unchanged(current, notes)  # reported, not silently changed
@@ -461,7 +461,7 @@ def _resolve_line(
         new_version = str(choice.version)
     assert new_version is not None
 
-    new_pip = select_pip(shared.pip_document, new_version, source=sources.pip_json())
+    new_pip = select_pip(shared.pip_document, new_version, source=redact(sources.pip_json()))
     old_pip = current.pip_version if current else None
     if old_pip is not None and Version(new_pip) < Version(old_pip):
         notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
@@ -476,7 +476,7 @@ def _resolve_line(
         new_windows = shared.sha256(installer_url)
         if new_windows is None:
             raise SourceError(
-                f"{installer_url}: HTTP 404 although the folder lists it",
+                f"{redact(installer_url)}: HTTP 404 although the folder lists it",
                 hint="the mirror may be syncing; try again later",
             )
 
@@ -527,7 +527,7 @@ def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
     tried = []
     for path in get_pip_paths(line):
         url = shared.sources.get_pip_raw(shared.commit, path)
-        tried.append(url)
+        tried.append(redact(url))
         sha = shared.sha256(url)
         if sha is not None:
             return pinned_get_pip_url(shared.commit, path), sha
@@ -599,7 +599,7 @@ def _resolve_all(
         fetcher=fetcher,
         top_entries=parse_directory_index(top.result()),
         pip_document=pip.result(),
-        commit=newest_commit(commits.result(), source=sources.get_pip_commits()),
+        commit=newest_commit(commits.result(), source=redact(sources.get_pip_commits())),
     )
     jobs = [pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets] + [
         pool.submit(_resolve_line, shared, name, None, variants) for name in add

@@ -38,6 +38,18 @@ T = TypeVar("T")
 _POOL_PREFIX = re.compile(r"^(?:HTTPS?Connection(?:Pool)?\([^)]*\): )+")
 
 
+def redact(url: str) -> str:
+    """``url`` as messages may show it: credentials in it (``https://user:token@mirror/``) hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    _userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
 def _base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
@@ -58,7 +70,7 @@ class Sources:
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 env = "TOOLKIT_" + name.upper()
                 raise ConfigError(
-                    f"{env}: {value!r} is not an http(s) URL",
+                    f"{env}: {redact(value)!r} is not an http(s) URL",
                     hint=f"set {env} to e.g. {getattr(Sources, name)}",
                 )
 
@@ -184,31 +196,35 @@ class HttpClient:
         return session
 
     def get_text(self, url: str) -> str:
-        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        shown = redact(url)
+        body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             return body.decode("latin-1")
 
     def get_json(self, url: str) -> Any:
-        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        shown = redact(url)
+        body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise SourceError(
-                f"{url}: the answer is not JSON ({exc})", hint="check the source URL or the mirror"
+                f"{shown}: the answer is not JSON ({exc})",
+                hint="check the source URL or the mirror",
             ) from None
 
     def hash(self, url: str) -> Download:
         def consume(resp: requests.Response) -> Download:
             digest = hashlib.sha256()
-            size = _stream(resp, url, digest.update, limit=None)
+            size = _stream(resp, redact(url), digest.update, limit=None)
             return Download(url=url, sha256=digest.hexdigest(), size=size)
 
         return self._fetch(url, consume)
 
     def _fetch(self, url: str, consume: Callable[[requests.Response], T]) -> T:
         policy = self.policy
+        shown = redact(url)
         deadline = self._clock() + policy.retry_time
         attempt = 0
         while True:
@@ -221,13 +237,15 @@ class HttpClient:
             if attempt >= policy.attempts or self._clock() + delay > deadline:
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
                 raise SourceError(
-                    f"{url}: {why} (gave up after {tries})",
+                    f"{shown}: {why} (gave up after {tries})",
                     hint="check the network, or point TOOLKIT_*_URL at a mirror",
                 )
             self._sleep(delay)
 
     def _attempt(self, url: str, consume: Callable[[requests.Response], T]) -> T:
+        """One GET of ``url``; messages name it redacted (and requests' texts lose its password)."""
         policy = self.policy
+        shown = redact(url)
         try:
             resp = self._session().get(
                 url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
@@ -236,29 +254,32 @@ class HttpClient:
             raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
         except requests.exceptions.SSLError as exc:  # a certificate does not get better by retrying
             raise SourceError(
-                f"{url}: TLS failed: {_reason(exc)}",
+                f"{shown}: TLS failed: {_scrub(_reason(exc), url)}",
                 hint="check the host's certificate and REQUESTS_CA_BUNDLE",
             ) from None
         except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed: {_reason(exc)}") from None
+            raise _Retryable(f"connection failed: {_scrub(_reason(exc), url)}") from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...
-            raise SourceError(f"{url}: {_reason(exc)}", hint="check the source URL") from None
+            raise SourceError(
+                f"{shown}: {_scrub(_reason(exc), url)}", hint="check the source URL"
+            ) from None
         with resp:
             status = resp.status_code
             if status >= 500:
                 raise _Retryable(f"HTTP {status} {resp.reason}")
             if status in (404, 410):
                 raise SourceNotFound(
-                    f"{url}: HTTP {status} {resp.reason}", hint="check the source URL or the mirror"
+                    f"{shown}: HTTP {status} {resp.reason}",
+                    hint="check the source URL or the mirror",
                 )
             if status >= 400:
                 raise SourceError(
-                    f"{url}: HTTP {status} {resp.reason}",
+                    f"{shown}: HTTP {status} {resp.reason}",
                     hint="not retried; check the source URL, the mirror or a rate limit",
                 )
             if status >= 300:
                 raise SourceError(
-                    f"{url}: HTTP {status} {resp.reason} without a usable redirect",
+                    f"{shown}: HTTP {status} {resp.reason} without a usable redirect",
                     hint="check the source URL",
                 )
             try:
@@ -268,8 +289,22 @@ class HttpClient:
                     f"timed out reading the body (timeout {policy.read_timeout:g}s)"
                 ) from None
             except requests.RequestException as exc:
-                raise _Retryable(f"connection broken while reading: {_reason(exc)}") from None
+                raise _Retryable(
+                    f"connection broken while reading: {_scrub(_reason(exc), url)}"
+                ) from None
         return result
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the credentials of ``url`` (requests' messages may quote the URL)."""
+    try:
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    except ValueError:
+        return text
+    for secret in {userinfo, *userinfo.split(":")}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _reason(exc: BaseException) -> str:
