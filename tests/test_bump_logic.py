@@ -411,6 +411,22 @@ def test_truncated_body_is_an_error(upstream: Upstream) -> None:
     assert upstream.count("/cut") == 3  # a cut transfer is worth retrying
 
 
+def test_a_trickled_body_is_cut_at_the_transfer_time(upstream: Upstream) -> None:
+    """Each 1 KiB arrives well within the read timeout; the whole would take 6 s."""
+    upstream.add("/drip", b"x" * 60 * 1024, drip=0.1)
+    policy = NetworkPolicy(
+        read_timeout=2.0, transfer_time=0.5, attempts=2, backoff=0.01, retry_time=30.0
+    )
+    start = time.monotonic()
+    with HttpClient(policy) as client, pytest.raises(SourceError) as info:
+        client.hash(upstream.base + "/drip")
+    assert str(info.value).startswith(
+        f"{upstream.base}/drip: the body took longer than 0.5s to arrive (gave up after 2 attempts)"
+    )
+    assert time.monotonic() - start < 4.0
+    assert upstream.count("/drip") == 2
+
+
 def test_total_retry_time_bounds_attempts(upstream: Upstream) -> None:
     upstream.add("/j", b"{}", fail_first=1000)
     policy = NetworkPolicy(attempts=1000, backoff=0.05, max_backoff=0.1, retry_time=0.4)

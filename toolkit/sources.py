@@ -100,7 +100,11 @@ def pinned_get_pip_url(commit: str, path: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkPolicy:
-    """Timeouts (seconds), retry bounds and the number of concurrent fetches."""
+    """Timeouts (seconds), retry bounds and the number of concurrent fetches.
+
+    ``read_timeout`` bounds each wait for data; ``transfer_time`` bounds a whole answer's body, so
+    a server that trickles bytes (each within the read timeout) cannot hold a bump forever.
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -108,6 +112,7 @@ class NetworkPolicy:
     backoff: float = 0.5
     max_backoff: float = 8.0
     retry_time: float = 60.0
+    transfer_time: float = 600.0
     workers: int = 8
 
     def __post_init__(self) -> None:
@@ -115,7 +120,7 @@ class NetworkPolicy:
             raise ConfigError(
                 "retries: at least one attempt is needed", hint="use --retries 0 or more"
             )
-        if min(self.connect_timeout, self.read_timeout) <= 0:
+        if not min(self.connect_timeout, self.read_timeout, self.transfer_time) > 0:
             raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
         if self.backoff < 0 or self.retry_time < 0:
             raise ConfigError("backoff and retry time must not be negative", hint="use e.g. 0.5")
@@ -282,16 +287,33 @@ class HttpClient:
                     f"{shown}: HTTP {status} {resp.reason} without a usable redirect",
                     hint="check the source URL",
                 )
+            cut = threading.Event()
+
+            def shut() -> None:  # wakes a read blocked in another thread
+                cut.set()
+                resp.raw.shutdown()
+
+            watchdog = threading.Timer(policy.transfer_time, shut)
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 result = consume(resp)
-            except requests.Timeout:
-                raise _Retryable(
-                    f"timed out reading the body (timeout {policy.read_timeout:g}s)"
-                ) from None
-            except requests.RequestException as exc:
+            except (_Retryable, requests.RequestException) as exc:
+                if cut.is_set():
+                    raise _Retryable(
+                        f"the body took longer than {policy.transfer_time:g}s to arrive"
+                    ) from None
+                if isinstance(exc, _Retryable):
+                    raise
+                if isinstance(exc, requests.Timeout):
+                    raise _Retryable(
+                        f"timed out reading the body (timeout {policy.read_timeout:g}s)"
+                    ) from None
                 raise _Retryable(
                     f"connection broken while reading: {_scrub(_reason(exc), url)}"
                 ) from None
+            finally:
+                watchdog.cancel()
         return result
 
 
