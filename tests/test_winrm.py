@@ -95,3 +95,20 @@ def test_plain_http_only_on_loopback() -> None:
     session = open_session("https://win.example.net:5986/wsman", username="u", password="p")
     assert session.protocol.transport.server_cert_validation == "validate"
     assert session.protocol.transport.ca_trust_path is None  # never the env bundle
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://win.example.net:x@127.0.0.1:5985/wsman",  # pywinrm would take win.example.net
+        "http://win.example.net\\@127.0.0.1/wsman",
+        "http://u:secret-pw@127.0.0.1:5985/wsman",
+        "http://[::1]:5985/wsman",  # pywinrm cannot parse it
+        "http://127.0.0.1:99999/wsman",
+    ],
+)
+def test_endpoint_must_reach_the_host_that_was_checked(url: str) -> None:
+    """No URL passes the loopback check and then sends credentials elsewhere in the clear."""
+    with pytest.raises(ConfigError) as caught:
+        open_session(url, username="u", password="p", transport="plaintext")
+    assert "secret-pw" not in caught.value.one_line()
