@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,8 @@ TOP_KEYS = ("hosts",)
 LOCAL_UNIX = "unix:///var/run/docker.sock"
 LOCAL_NPIPE = "npipe:////./pipe/docker_engine"
 DEFAULT_TIMEOUT = 60.0
+# The authority of a tcp:// endpoint: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +158,14 @@ def _check_url(url: str, *, where: str, tls: bool) -> str:
             raise ConfigError(
                 f"{where}: {url!r} has a bad port", hint="use tcp://HOST:2376"
             ) from None
+        if not _HOST_PORT.fullmatch(parts.netloc) or parts.query or parts.fragment or "\\" in url:
+            # urllib.parse, docker-py and urllib3 disagree about user info, backslashes, "#" and
+            # "?": tcp://remote<backslash>@127.0.0.1 looks like loopback here, but requests
+            # connects to remote.
+            raise ConfigError(
+                f"{where}: {url!r} is not a plain tcp://HOST:PORT address",
+                hint="use tcp://HOST:2376 without user info, query or fragment",
+            )
         if not tls and not is_loopback(parts.hostname):
             raise ConfigError(
                 f"{where}: plain tcp:// to {parts.hostname} is refused: anyone on the network "
