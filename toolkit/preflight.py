@@ -40,8 +40,9 @@ ISOLATIONS = ("process", "hyperv")
 # (host build, image build) pairs Microsoft allows to run with process isolation across builds.
 PROCESS_ACROSS_BUILDS = frozenset({(26100, 20348)})
 
-_KERNEL = re.compile(r"^\s*(\d+)\.(\d+)\s+(\d+)\b")
-_OS_BUILD = re.compile(r"OS Build (\d+)\.(\d+)")
+# Bounded digit counts: an engine's thousands of digits must not reach int() (ValueError).
+_KERNEL = re.compile(r"^\s*(\d{1,9})\.(\d{1,9})\s+(\d{1,9})\b")
+_OS_BUILD = re.compile(r"OS Build (\d{1,9})\.(\d{1,9})\b")
 
 
 @dataclass(frozen=True, kw_only=True)
