@@ -297,6 +297,18 @@ def test_pip_hostile_numbers_are_passed_over() -> None:
     assert select_pip(doc, "3.8.0", source="p") == "19.3"
 
 
+def test_pip_local_and_epoch_versions_are_passed_over() -> None:
+    """A mirror's "25.0+local" or "1!1.0" would outrank every release and fail validation."""
+    doc = {
+        "releases": {
+            "25.0+local": [{"yanked": False}],
+            "1!1.0": [{"yanked": False}],
+            "19.3": [{"requires_python": ">=3.5", "yanked": False}],
+        }
+    }
+    assert select_pip(doc, "3.8.0", source="p") == "19.3"
+
+
 def test_newest_commit() -> None:
     assert (
         newest_commit(commits_document(), source="gh") == "b60e2320d9e8d02348525bd74e871e466afdf77c"

@@ -244,6 +244,8 @@ def select_pip(document: Any, python_version: str, *, source: str) -> str:
             continue
         if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
             continue
+        if version.local is not None or version.epoch != 0:  # not a PyPI release of pip
+            continue
         if any(_file_admits(f, python) for f in files):
             admitted.append(version)
     if not admitted:
