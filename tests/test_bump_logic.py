@@ -482,6 +482,16 @@ def test_messages_hide_a_password_in_the_url(upstream: Upstream) -> None:
     assert redact("https://m.example:8443/") == "https://m.example:8443/"
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [{"backoff": float("nan")}, {"retry_time": float("nan")}, {"read_timeout": float("nan")},
+     {"transfer_time": 0.0}, {"backoff": -1.0}, {"attempts": 0}, {"workers": 0}],
+)  # fmt: skip
+def test_policy_refuses_values_that_would_crash_or_never_end(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        NetworkPolicy(**bad)  # type: ignore[arg-type]
+
+
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = NetworkPolicy(backoff=0.5, max_backoff=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

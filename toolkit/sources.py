@@ -120,10 +120,10 @@ class NetworkPolicy:
             raise ConfigError(
                 "retries: at least one attempt is needed", hint="use --retries 0 or more"
             )
-        if not min(self.connect_timeout, self.read_timeout, self.transfer_time) > 0:
+        if not all(t > 0 for t in (self.connect_timeout, self.read_timeout, self.transfer_time)):
             raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
-        if self.backoff < 0 or self.retry_time < 0:
-            raise ConfigError("backoff and retry time must not be negative", hint="use e.g. 0.5")
+        if not (self.backoff >= 0 and self.max_backoff >= 0 and self.retry_time >= 0):  # NaN too
+            raise ConfigError("backoff and retry time must be numbers, not negative", hint="use e.g. 0.5")
         if self.workers < 1:
             raise ConfigError("jobs: at least one is needed", hint="use e.g. --jobs 8")
 
