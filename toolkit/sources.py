@@ -123,7 +123,9 @@ class NetworkPolicy:
         if not all(t > 0 for t in (self.connect_timeout, self.read_timeout, self.transfer_time)):
             raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
         if not (self.backoff >= 0 and self.max_backoff >= 0 and self.retry_time >= 0):  # NaN too
-            raise ConfigError("backoff and retry time must be numbers, not negative", hint="use e.g. 0.5")
+            raise ConfigError(
+                "backoff and retry time must be numbers, not negative", hint="use e.g. 0.5"
+            )
         if self.workers < 1:
             raise ConfigError("jobs: at least one is needed", hint="use e.g. --jobs 8")
 
