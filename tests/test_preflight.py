@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ def test_old_engine_api_is_refused() -> None:
     assert "speaks API 1.25 (engine 1.12.2-cs2-ws-beta); the toolkit needs 1.30" in str(
         caught.value
     )
+    for odd in ("", "one.forty", "1." + "4" * 5000):
+        with pytest.raises(HostError, match="reports API version"):
+            check_engine(dataclasses.replace(facts, api_version=odd))
 
 
 def test_engine_that_does_not_answer() -> None:
