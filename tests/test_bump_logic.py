@@ -492,6 +492,18 @@ def test_policy_refuses_values_that_would_crash_or_never_end(bad: dict[str, floa
         NetworkPolicy(**bad)  # type: ignore[arg-type]
 
 
+def test_a_ca_bundle_variable_naming_no_file_is_a_source_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """requests raises a bare OSError before connecting; it must not escape as a traceback."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing-ca.pem"))
+    url = "https://127.0.0.1:9/ftp/python/"  # never connected to: the bundle check comes first
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.get_text(url)
+    assert str(info.value).startswith(f"{url}: Could not find a suitable TLS CA certificate")
+    assert "missing-ca.pem" in str(info.value)
+
+
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = NetworkPolicy(backoff=0.5, max_backoff=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

@@ -270,6 +270,11 @@ class HttpClient:
             raise SourceError(
                 f"{shown}: {_scrub(_reason(exc), url)}", hint="check the source URL"
             ) from None
+        except OSError as exc:  # requests' own: REQUESTS_CA_BUNDLE names no file, ...
+            raise SourceError(
+                f"{shown}: {_scrub(str(exc), url)}",
+                hint="check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE",
+            ) from None
         with resp:
             status = resp.status_code
             if status >= 500:
