@@ -336,6 +336,9 @@ def test_get_pip_paths_and_pinned_url() -> None:
 def test_sources_reject_non_http_urls() -> None:
     with pytest.raises(ConfigError, match="TOOLKIT_PYPI_URL: 'file:///etc' is not an http"):
         Sources(pypi_url="file:///etc")
+    for bad in ("http://[bad/", "https://mirror.example:99999/"):
+        with pytest.raises(ConfigError, match="is not an http"):
+            Sources(pypi_url=bad)
 
 
 def test_line_names() -> None:

@@ -171,6 +171,18 @@ def test_plain_tcp_that_only_looks_like_loopback_is_refused(url: str) -> None:
         environment_host({"DOCKER_HOST": url})
 
 
+def test_unparsable_urls_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"--host 1809=tcp://\[bad:2375: 'tcp://\[bad:2375' is not"
+    ):
+        load_hosts(None, ["1809=tcp://[bad:2375"], {})
+    with pytest.raises(ConfigError, match="DOCKER_HOST: 'tcp://\\[::1' is not a valid URL"):
+        environment_host({"DOCKER_HOST": "tcp://[::1"})
+    path = _write(tmp_path, '[hosts.1809]\nurl = "tcp://[x"\n')
+    with pytest.raises(ConfigError, match="is not a valid URL"):
+        load_hosts(path, [], {})
+
+
 def test_override_keeps_the_files_certificates(tmp_path: Path, certs: Path) -> None:
     path = _write(
         tmp_path,

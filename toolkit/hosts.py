@@ -141,7 +141,12 @@ def is_loopback(hostname: str) -> bool:
 
 def _check_url(url: str, *, where: str, tls: bool) -> str:
     """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "tcp://[::1": an unclosed IPv6 bracket
+        raise ConfigError(
+            f"{where}: {url!r} is not a valid URL", hint="use tcp://HOST:2376 or tcp://[::1]:2375"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ConfigError(

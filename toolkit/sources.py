@@ -66,7 +66,11 @@ class Sources:
     def __post_init__(self) -> None:
         for name in ("python_ftp_url", "pypi_url", "github_api_url", "github_url"):
             value = getattr(self, name)
-            parts = urlsplit(value)
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 -- raises ValueError for a bad port
+            except ValueError:  # "http://[bad/": an unclosed IPv6 bracket, a port out of range
+                parts = urlsplit("")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 env = "TOOLKIT_" + name.upper()
                 raise ConfigError(
