@@ -269,6 +269,10 @@ def _read_file(path: Path, env: Mapping[str, str]) -> dict[str, HostSpec]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"hosts file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"hosts file {path} is not UTF-8 (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
