@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from tests.doubles.winrm_host import WinRMHostDouble
 from toolkit.errors import ConfigError, WinRMError
-from toolkit.winrm import INSPECT_SCRIPT, inspect_host, open_session, run_powershell
+from toolkit.winrm import (
+    INSPECT_SCRIPT,
+    CommandResult,
+    inspect_host,
+    open_session,
+    run_powershell,
+)
 
 
 def _session(double: WinRMHostDouble, password: str | None = None) -> object:
@@ -112,3 +119,15 @@ def test_endpoint_must_reach_the_host_that_was_checked(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         open_session(url, username="u", password="p", transport="plaintext")
     assert "secret-pw" not in caught.value.one_line()
+
+
+def test_a_deeply_nested_answer_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """json.loads raises RecursionError, not ValueError, on deep nesting from a hostile host."""
+    import toolkit.winrm
+
+    def nested(session: Any, script: str, *, deadline: float) -> CommandResult:
+        return CommandResult(stdout="[" * 200_000, stderr="", exit_code=0)
+
+    monkeypatch.setattr(toolkit.winrm, "run_powershell", nested)
+    with WinRMHostDouble() as double, pytest.raises(WinRMError, match="unexpected answer"):
+        inspect_host(_session(double))

@@ -232,7 +232,7 @@ def inspect_host(session: Any, *, deadline: float = DEFAULT_DEADLINE) -> Windows
         data = json.loads(result.stdout)
         build = int(str(data["CurrentBuildNumber"]))
         revision = int(data["UBR"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         shown = re.sub(r"\s+", " ", result.stdout)[:200]
         raise WinRMError(
             f"{endpoint}: unexpected answer for {CURRENT_VERSION_KEY}: {shown!r}",
