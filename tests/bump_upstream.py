@@ -39,6 +39,7 @@ class Route:
     fail_status: int = 500
     delay: float = 0.0
     truncate_to: int | None = None
+    drip: float = 0.0  # seconds between 1 KiB pieces of the body
     served: int = 0
 
 
@@ -126,10 +127,17 @@ class Upstream:
                 if failing:
                     self._answer(route.fail_status, b"upstream trouble\n", "text/plain")
                     return
-                self._answer(route.status, route.body, route.content_type, route.truncate_to)
+                self._answer(
+                    route.status, route.body, route.content_type, route.truncate_to, route.drip
+                )
 
             def _answer(
-                self, status: int, body: bytes, ctype: str, truncate_to: int | None = None
+                self,
+                status: int,
+                body: bytes,
+                ctype: str,
+                truncate_to: int | None = None,
+                drip: float = 0.0,
             ) -> None:
                 payload = body if truncate_to is None else body[:truncate_to]
                 # Logged before the answer leaves, so a client that has it sees it counted.
@@ -142,7 +150,12 @@ class Upstream:
                         self.send_header("Connection", "close")
                         self.close_connection = True
                     self.end_headers()
-                    self.wfile.write(payload)
+                    step = 1024 if drip else max(len(payload), 1)
+                    for start in range(0, len(payload), step):
+                        self.wfile.write(payload[start : start + step])
+                        self.wfile.flush()
+                        if drip:
+                            time.sleep(drip)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass

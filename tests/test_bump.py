@@ -224,16 +224,31 @@ def test_404_is_not_retried_and_writes_nothing(workspace: Path, upstream: Upstre
     assert snapshot(workspace) == before
 
 
+def test_a_mirror_password_never_reaches_the_output(workspace: Path, upstream: Upstream) -> None:
+    publish_standard(upstream)
+    del upstream.routes[f"{PYPI}pip/json"]
+    host = upstream.base.removeprefix("http://")
+    mirror = f"http://bot:s3cret-token@{host}{PYPI}"
+    result = bump(workspace, upstream, TOOLKIT_PYPI_URL=mirror)
+    assert result.returncode == 6
+    assert f"error: http://***@{host}{PYPI}pip/json: HTTP 404 Not Found" in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    bad = bump(workspace, upstream, TOOLKIT_PYPI_URL="ftp://bot:s3cret-token@mirror.invalid/")
+    assert bad.returncode == 2
+    assert "'ftp://***@mirror.invalid/' is not an http(s) URL" in bad.stderr
+    assert "s3cret" not in bad.stdout + bad.stderr
+
+
 def test_timeout_fails_cleanly(workspace: Path, upstream: Upstream) -> None:
     publish_standard(upstream)
-    upstream.routes[COMMITS].delay = 3.0
+    upstream.routes[COMMITS].delay = 10.0  # far beyond the bound below, even on a loaded machine
     before = snapshot(workspace)
     start = time.monotonic()
     result = bump(workspace, upstream, TOOLKIT_HTTP_TIMEOUT="0.3", TOOLKIT_HTTP_RETRIES="1")
     assert result.returncode == 6
     assert f"error: {upstream.base}{COMMITS}: timed out (timeout 0.3s)" in result.stderr
     assert "gave up after 2 attempts" in result.stderr
-    assert time.monotonic() - start < 2.9
+    assert time.monotonic() - start < 8.0  # not 2 x 10 s: each attempt gave up at 0.3 s
     assert upstream.routes[COMMITS].served == 2
     assert snapshot(workspace) == before
 

@@ -37,7 +37,14 @@ from toolkit.bump import (
     select_python,
 )
 from toolkit.errors import ConfigError, OutputError, SourceError
-from toolkit.sources import HttpClient, NetworkPolicy, SourceNotFound, Sources, pinned_get_pip_url
+from toolkit.sources import (
+    HttpClient,
+    NetworkPolicy,
+    SourceNotFound,
+    Sources,
+    pinned_get_pip_url,
+    redact,
+)
 
 FAST = NetworkPolicy(
     connect_timeout=1.0, read_timeout=1.0, attempts=3, backoff=0.01, retry_time=5.0
@@ -103,6 +110,39 @@ HTML_BITS = st.sampled_from(
 @given(st.lists(st.one_of(HTML_BITS, st.text(max_size=5)), max_size=40))
 def test_directory_parser_never_crashes_on_markup_soup(bits: list[str]) -> None:
     parse_directory_index("".join(bits))
+
+
+DIGITS = "9" * 5000  # more digits than int() converts (sys.get_int_max_str_digits)
+
+
+def test_hostile_version_numbers_in_an_index_are_passed_over() -> None:
+    entries = parse_directory_index(
+        f'<a href="3.8.{DIGITS}/">x</a> <a href="3.8.1/">3.8.1/</a> '
+        f'<a href="{DIGITS}.8.0/">y</a> <a href="python-3.8.{DIGITS}-amd64.exe">z</a> '
+        '<a href="python-3.8.1-amd64.exe">python-3.8.1-amd64.exe</a>'
+    )
+    assert release_folders(entries, 3, 8) == [Version("3.8.1")]
+    assert installer_versions(entries) == {Version("3.8.1")}
+    assert choose("3.8", {"3.8.1": entries}).version == Version("3.8.1")
+
+
+SELECTION_NAMES = st.one_of(
+    st.from_regex(
+        r"[0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}((a|b|rc)[1-9][0-9]{0,5})?/?", fullmatch=True
+    ),
+    st.builds(lambda n: f"python-{n}-amd64.exe", st.from_regex(r"[0-9.]{1,20}", fullmatch=True)),
+    st.builds(lambda n: f"3.8.{'7' * n}/", st.integers(1, 6000)),
+    st.builds(lambda n: f"python-3.8.{'7' * n}-amd64.exe", st.integers(1, 6000)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SELECTION_NAMES, max_size=20))
+def test_selection_never_crashes_on_listed_names(names: list[str]) -> None:
+    entries = [str(n) for n in names]
+    folders = release_folders(entries, 3, 8)
+    installer_versions(entries)
+    select_python(LineName.parse("3.8"), folders, lambda _v: entries)
 
 
 NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,70}", fullmatch=True).filter(
@@ -246,6 +286,29 @@ def test_pip_bad_answers() -> None:
         select_pip(doc, "3.8.0", source="p")
 
 
+def test_pip_hostile_numbers_are_passed_over() -> None:
+    doc = {
+        "releases": {
+            DIGITS: [{"yanked": False}],
+            "20.0": [{"requires_python": f">=3.{DIGITS}", "yanked": False}],
+            "19.3": [{"requires_python": ">=3.5", "yanked": False}],
+        }
+    }
+    assert select_pip(doc, "3.8.0", source="p") == "19.3"
+
+
+def test_pip_local_and_epoch_versions_are_passed_over() -> None:
+    """A mirror's "25.0+local" or "1!1.0" would outrank every release and fail validation."""
+    doc = {
+        "releases": {
+            "25.0+local": [{"yanked": False}],
+            "1!1.0": [{"yanked": False}],
+            "19.3": [{"requires_python": ">=3.5", "yanked": False}],
+        }
+    }
+    assert select_pip(doc, "3.8.0", source="p") == "19.3"
+
+
 def test_newest_commit() -> None:
     assert (
         newest_commit(commits_document(), source="gh") == "b60e2320d9e8d02348525bd74e871e466afdf77c"
@@ -273,6 +336,9 @@ def test_get_pip_paths_and_pinned_url() -> None:
 def test_sources_reject_non_http_urls() -> None:
     with pytest.raises(ConfigError, match="TOOLKIT_PYPI_URL: 'file:///etc' is not an http"):
         Sources(pypi_url="file:///etc")
+    for bad in ("http://[bad/", "https://mirror.example:99999/"):
+        with pytest.raises(ConfigError, match="is not an http"):
+            Sources(pypi_url=bad)
 
 
 def test_line_names() -> None:
@@ -340,7 +406,7 @@ def test_404_is_not_found(upstream: Upstream) -> None:
 
 
 def test_timeout_is_retried_and_reported(upstream: Upstream) -> None:
-    upstream.add("/slow", b"late", delay=1.0)
+    upstream.add("/slow", b"late", delay=5.0)
     policy = NetworkPolicy(connect_timeout=0.2, read_timeout=0.2, attempts=2, backoff=0.01)
     start = time.monotonic()
     with (
@@ -348,7 +414,7 @@ def test_timeout_is_retried_and_reported(upstream: Upstream) -> None:
         pytest.raises(SourceError, match=r"/slow: timed out .*after 2 attempts"),
     ):
         client.get_text(upstream.base + "/slow")
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 4.0  # not 2 x 5 s: each attempt gave up at 0.2 s
     assert upstream.routes["/slow"].served == 2  # counted on arrival: two attempts
 
 
@@ -358,6 +424,22 @@ def test_truncated_body_is_an_error(upstream: Upstream) -> None:
         client.hash(upstream.base + "/cut")
     assert "truncated body: received 4000 of 10000 bytes (Content-Length)" in str(info.value)
     assert upstream.count("/cut") == 3  # a cut transfer is worth retrying
+
+
+def test_a_trickled_body_is_cut_at_the_transfer_time(upstream: Upstream) -> None:
+    """Each 1 KiB arrives well within the read timeout; the whole would take 6 s."""
+    upstream.add("/drip", b"x" * 60 * 1024, drip=0.1)
+    policy = NetworkPolicy(
+        read_timeout=2.0, transfer_time=0.5, attempts=2, backoff=0.01, retry_time=30.0
+    )
+    start = time.monotonic()
+    with HttpClient(policy) as client, pytest.raises(SourceError) as info:
+        client.hash(upstream.base + "/drip")
+    assert str(info.value).startswith(
+        f"{upstream.base}/drip: the body took longer than 0.5s to arrive (gave up after 2 attempts)"
+    )
+    assert time.monotonic() - start < 4.0
+    assert upstream.count("/drip") == 2
 
 
 def test_total_retry_time_bounds_attempts(upstream: Upstream) -> None:
@@ -384,6 +466,47 @@ def test_connection_refused_is_retried_and_named() -> None:
     assert "after 3 attempts" in str(info.value)
 
 
+def test_messages_hide_a_password_in_the_url(upstream: Upstream) -> None:
+    import socket
+
+    host = upstream.base.removeprefix("http://")
+    upstream.add("/j", b"{}", fail_first=99)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    urls = [f"http://u:pa55word@{host}/j", f"http://u:pa55word@127.0.0.1:{port}/x"]
+    for url in urls:
+        with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+            client.get_json(url)
+        assert "pa55word" not in str(info.value)
+        assert str(info.value).startswith(redact(url) + ": ")
+    assert redact("https://u:p@m.example/x?q=1") == "https://***@m.example/x?q=1"
+    assert redact("https://token@m.example/") == "https://***@m.example/"
+    assert redact("https://m.example:8443/") == "https://m.example:8443/"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"backoff": float("nan")}, {"retry_time": float("nan")}, {"read_timeout": float("nan")},
+     {"transfer_time": 0.0}, {"backoff": -1.0}, {"attempts": 0}, {"workers": 0}],
+)  # fmt: skip
+def test_policy_refuses_values_that_would_crash_or_never_end(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        NetworkPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_ca_bundle_variable_naming_no_file_is_a_source_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """requests raises a bare OSError before connecting; it must not escape as a traceback."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing-ca.pem"))
+    url = "https://127.0.0.1:9/ftp/python/"  # never connected to: the bundle check comes first
+    with HttpClient(FAST) as client, pytest.raises(SourceError) as info:
+        client.get_text(url)
+    assert str(info.value).startswith(f"{url}: Could not find a suitable TLS CA certificate")
+    assert "missing-ca.pem" in str(info.value)
+
+
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = NetworkPolicy(backoff=0.5, max_backoff=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -391,6 +514,12 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 def test_not_json_is_named(upstream: Upstream) -> None:
     upstream.add("/pypi/pip/json", b"<html>maintenance</html>")
+    with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
+        client.get_json(upstream.base + "/pypi/pip/json")
+
+
+def test_deeply_nested_json_is_named_not_a_crash(upstream: Upstream) -> None:
+    upstream.add("/pypi/pip/json", b"[" * 200_000)
     with HttpClient(FAST) as client, pytest.raises(SourceError, match="the answer is not JSON"):
         client.get_json(upstream.base + "/pypi/pip/json")
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import ConfigError
-from toolkit.hosts import HostSpec, TLSFiles, describe_error, is_loopback, load_hosts
+from toolkit.hosts import (
+    HostSpec,
+    TLSFiles,
+    describe_error,
+    environment_host,
+    is_loopback,
+    load_hosts,
+)
 
 SECRET = "-----BEGIN EC PRIVATE KEY-----\nTOOLKIT-TEST-SECRET-KEY-MATERIAL\n"
 
@@ -144,6 +151,43 @@ def test_plain_tcp_on_loopback_is_allowed() -> None:
     config = load_hosts(None, ["1809=tcp://127.0.0.1:2375", "1803=tcp://[::1]:2375"], {})
     assert config.for_release("1809").url == "tcp://127.0.0.1:2375"
     assert config.for_release("1809").tls is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tcp://build.example.net\\@127.0.0.1:2375",  # requests would connect to build.example.net
+        "tcp://build.example.net:x@127.0.0.1:2375",
+        "tcp://user@127.0.0.1:2375",
+        "tcp://127.0.0.1:2375?@build.example.net",
+        "tcp://127.0.0.1:2375#@build.example.net",
+        "tcp://127.0.0.1:2375/\\build.example.net",
+    ],
+)
+def test_plain_tcp_that_only_looks_like_loopback_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="is not a plain tcp://HOST:PORT address"):
+        load_hosts(None, [f"1809={url}"], {})
+    with pytest.raises(ConfigError, match="is not a plain tcp://HOST:PORT address"):
+        environment_host({"DOCKER_HOST": url})
+
+
+def test_unparsable_urls_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"--host 1809=tcp://\[bad:2375: 'tcp://\[bad:2375' is not"
+    ):
+        load_hosts(None, ["1809=tcp://[bad:2375"], {})
+    with pytest.raises(ConfigError, match="DOCKER_HOST: 'tcp://\\[::1' is not a valid URL"):
+        environment_host({"DOCKER_HOST": "tcp://[::1"})
+    path = _write(tmp_path, '[hosts.1809]\nurl = "tcp://[x"\n')
+    with pytest.raises(ConfigError, match="is not a valid URL"):
+        load_hosts(path, [], {})
+
+
+def test_a_hosts_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_bytes(b'[hosts.1809]\nurl = "unix:///x\xff"\n')
+    with pytest.raises(ConfigError, match=f"hosts file {path} is not UTF-8"):
+        load_hosts(path, [], {})
 
 
 def test_override_keeps_the_files_certificates(tmp_path: Path, certs: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from toolkit.preflight import (
     choose_isolation,
     inspect_engine,
     parse_kernel_build,
+    parse_revision,
     plan_assignments,
 )
 from toolkit.versions import parse_versions
@@ -74,6 +76,10 @@ def test_kernel_version_parsing() -> None:
     assert parse_kernel_build("10.0 26100 (26100.1.amd64fre.ge_release.240331-1435)") == 26100
     assert parse_kernel_build("6.1.0-18-amd64") is None
     assert parse_kernel_build("") is None
+    digits = "7" * 5000  # more than int() converts: no ValueError, just no build
+    assert parse_kernel_build(f"10.0 {digits} (x)") is None
+    assert parse_kernel_build(f"{digits}.0 17763 (x)") is None
+    assert parse_revision(f"Windows Server (OS Build 17763.{digits})", 17763) is None
 
 
 @pytest.mark.parametrize("host", WINDOWS_HOSTS)
@@ -131,6 +137,9 @@ def test_old_engine_api_is_refused() -> None:
     assert "speaks API 1.25 (engine 1.12.2-cs2-ws-beta); the toolkit needs 1.30" in str(
         caught.value
     )
+    for odd in ("", "one.forty", "1." + "4" * 5000):
+        with pytest.raises(HostError, match="reports API version"):
+            check_engine(dataclasses.replace(facts, api_version=odd))
 
 
 def test_engine_that_does_not_answer() -> None:

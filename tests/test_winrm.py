@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from tests.doubles.winrm_host import WinRMHostDouble
 from toolkit.errors import ConfigError, WinRMError
-from toolkit.winrm import INSPECT_SCRIPT, inspect_host, open_session, run_powershell
+from toolkit.winrm import (
+    INSPECT_SCRIPT,
+    CommandResult,
+    inspect_host,
+    open_session,
+    run_powershell,
+)
 
 
 def _session(double: WinRMHostDouble, password: str | None = None) -> object:
@@ -95,3 +102,32 @@ def test_plain_http_only_on_loopback() -> None:
     session = open_session("https://win.example.net:5986/wsman", username="u", password="p")
     assert session.protocol.transport.server_cert_validation == "validate"
     assert session.protocol.transport.ca_trust_path is None  # never the env bundle
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://win.example.net:x@127.0.0.1:5985/wsman",  # pywinrm would take win.example.net
+        "http://win.example.net\\@127.0.0.1/wsman",
+        "http://u:secret-pw@127.0.0.1:5985/wsman",
+        "http://[::1]:5985/wsman",  # pywinrm cannot parse it
+        "http://127.0.0.1:99999/wsman",
+    ],
+)
+def test_endpoint_must_reach_the_host_that_was_checked(url: str) -> None:
+    """No URL passes the loopback check and then sends credentials elsewhere in the clear."""
+    with pytest.raises(ConfigError) as caught:
+        open_session(url, username="u", password="p", transport="plaintext")
+    assert "secret-pw" not in caught.value.one_line()
+
+
+def test_a_deeply_nested_answer_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """json.loads raises RecursionError, not ValueError, on deep nesting from a hostile host."""
+    import toolkit.winrm
+
+    def nested(session: Any, script: str, *, deadline: float) -> CommandResult:
+        return CommandResult(stdout="[" * 200_000, stderr="", exit_code=0)
+
+    monkeypatch.setattr(toolkit.winrm, "run_powershell", nested)
+    with WinRMHostDouble() as double, pytest.raises(WinRMError, match="unexpected answer"):
+        inspect_host(_session(double))

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.render import Change, FileState, apply_render, write_files
-from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url
+from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
 from toolkit.versions import (
     GET_PIP_URL_RE,
     LINE_RE,
@@ -102,28 +102,39 @@ def parse_directory_index(html: str) -> list[str]:
     return names
 
 
+def _version(text: str) -> Version | None:
+    """``text`` as a Version, or None: also for numbers too long to convert (a hostile source)."""
+    try:
+        return Version(text)
+    except ValueError:  # InvalidVersion, or int() refusing thousands of digits
+        return None
+
+
+def _matched_versions(entries: Sequence[str], pattern: re.Pattern[str]) -> set[Version]:
+    matches = (pattern.match(entry) for entry in entries)
+    versions = (_version(m["version"]) for m in matches if m is not None)
+    return {v for v in versions if v is not None}
+
+
 def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
     """Release folders (``3.8.0/``) of the line ``major.minor``, newest first."""
     found = set()
     for entry in entries:
         match = FOLDER_RE.match(entry)
-        if match is None:
-            continue
-        version = Version(match["release"])
-        if version.release[:2] == (major, minor):
+        version = _version(match["release"]) if match is not None else None
+        if version is not None and version.release[:2] == (major, minor):
             found.add(version)
     return sorted(found, reverse=True)
 
 
 def installer_versions(entries: Sequence[str]) -> set[Version]:
     """Versions whose Windows installer (``python-<v>-amd64.exe``) is listed."""
-    return {Version(m["version"]) for e in entries if (m := INSTALLER_RE.match(e))}
+    return _matched_versions(entries, INSTALLER_RE)
 
 
 def listed_versions(entries: Sequence[str]) -> set[Version]:
     """Versions a folder shows at all: by installer or by source tarball."""
-    tarballs = {Version(m["version"]) for e in entries if (m := TARBALL_RE.match(e))}
-    return tarballs | installer_versions(entries)
+    return _matched_versions(entries, TARBALL_RE) | installer_versions(entries)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,11 +239,12 @@ def select_pip(document: Any, python_version: str, *, source: str) -> str:
     python = Version(Version(python_version).base_version)
     admitted: list[Version] = []
     for raw_version, files in releases.items():
-        try:
-            version = Version(raw_version)
-        except InvalidVersion:
+        version = _version(raw_version) if isinstance(raw_version, str) else None
+        if version is None:
             continue
         if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
+            continue
+        if version.local is not None or version.epoch != 0:  # not a PyPI release of pip
             continue
         if any(_file_admits(f, python) for f in files):
             admitted.append(version)
@@ -254,7 +266,7 @@ def _file_admits(file: object, python: Version) -> bool:
         return False
     try:
         return SpecifierSet(spec).contains(python, prereleases=True)
-    except InvalidSpecifier:
+    except ValueError:  # InvalidSpecifier, or a number too long to convert
         return False  # cannot tell: do not pick it
 
 
@@ -427,7 +439,7 @@ def _resolve_line(
             kind = "pre-release or final" if line.rc else "final"
             hint = "" if line.rc else f"; try --add {line.major_minor}-rc"
             raise SourceError(
-                f"{sources.ftp_index()}: no {kind} {line.major_minor} release with a Windows "
+                f"{redact(sources.ftp_index())}: no {kind} {line.major_minor} release with a Windows "
                 f"installer (python-<version>-amd64.exe)",
                 hint=f"wait for the installer{hint}",
             )
@@ -439,7 +451,7 @@ def _resolve_line(
     if choice.final_out is not None:
         if current is None:
             raise SourceError(
-                f"{sources.ftp_index()}: {choice.final_out} is final",
+                f"{redact(sources.ftp_index())}: {choice.final_out} is final",
                 hint=f"add the line {line.major_minor} instead of {name}",
             )
         return _unchanged(current, notes)  # reported, not silently changed
@@ -451,7 +463,7 @@ def _resolve_line(
         new_version = str(choice.version)
     assert new_version is not None
 
-    new_pip = select_pip(shared.pip_document, new_version, source=sources.pip_json())
+    new_pip = select_pip(shared.pip_document, new_version, source=redact(sources.pip_json()))
     old_pip = current.pip_version if current else None
     if old_pip is not None and Version(new_pip) < Version(old_pip):
         notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
@@ -466,7 +478,7 @@ def _resolve_line(
         new_windows = shared.sha256(installer_url)
         if new_windows is None:
             raise SourceError(
-                f"{installer_url}: HTTP 404 although the folder lists it",
+                f"{redact(installer_url)}: HTTP 404 although the folder lists it",
                 hint="the mirror may be syncing; try again later",
             )
 
@@ -517,7 +529,7 @@ def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
     tried = []
     for path in get_pip_paths(line):
         url = shared.sources.get_pip_raw(shared.commit, path)
-        tried.append(url)
+        tried.append(redact(url))
         sha = shared.sha256(url)
         if sha is not None:
             return pinned_get_pip_url(shared.commit, path), sha
@@ -589,7 +601,7 @@ def _resolve_all(
         fetcher=fetcher,
         top_entries=parse_directory_index(top.result()),
         pip_document=pip.result(),
-        commit=newest_commit(commits.result(), source=sources.get_pip_commits()),
+        commit=newest_commit(commits.result(), source=redact(sources.get_pip_commits())),
     )
     jobs = [pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets] + [
         pool.submit(_resolve_line, shared, name, None, variants) for name in add

@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,8 @@ TOP_KEYS = ("hosts",)
 LOCAL_UNIX = "unix:///var/run/docker.sock"
 LOCAL_NPIPE = "npipe:////./pipe/docker_engine"
 DEFAULT_TIMEOUT = 60.0
+# The authority of a tcp:// endpoint: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,7 +141,12 @@ def is_loopback(hostname: str) -> bool:
 
 def _check_url(url: str, *, where: str, tls: bool) -> str:
     """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "tcp://[::1": an unclosed IPv6 bracket
+        raise ConfigError(
+            f"{where}: {url!r} is not a valid URL", hint="use tcp://HOST:2376 or tcp://[::1]:2375"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ConfigError(
@@ -155,6 +163,14 @@ def _check_url(url: str, *, where: str, tls: bool) -> str:
             raise ConfigError(
                 f"{where}: {url!r} has a bad port", hint="use tcp://HOST:2376"
             ) from None
+        if not _HOST_PORT.fullmatch(parts.netloc) or parts.query or parts.fragment or "\\" in url:
+            # urllib.parse, docker-py and urllib3 disagree about user info, backslashes, "#" and
+            # "?": tcp://remote<backslash>@127.0.0.1 looks like loopback here, but requests
+            # connects to remote.
+            raise ConfigError(
+                f"{where}: {url!r} is not a plain tcp://HOST:PORT address",
+                hint="use tcp://HOST:2376 without user info, query or fragment",
+            )
         if not tls and not is_loopback(parts.hostname):
             raise ConfigError(
                 f"{where}: plain tcp:// to {parts.hostname} is refused: anyone on the network "
@@ -253,6 +269,10 @@ def _read_file(path: Path, env: Mapping[str, str]) -> dict[str, HostSpec]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"hosts file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"hosts file {path} is not UTF-8 (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from toolkit.errors import ConfigError, HostError
 from toolkit.hosts import HostsConfig, HostSpec, describe_error
@@ -40,8 +40,9 @@ ISOLATIONS = ("process", "hyperv")
 # (host build, image build) pairs Microsoft allows to run with process isolation across builds.
 PROCESS_ACROSS_BUILDS = frozenset({(26100, 20348)})
 
-_KERNEL = re.compile(r"^\s*(\d+)\.(\d+)\s+(\d+)\b")
-_OS_BUILD = re.compile(r"OS Build (\d+)\.(\d+)")
+# Bounded digit counts: an engine's thousands of digits must not reach int() (ValueError).
+_KERNEL = re.compile(r"^\s*(\d{1,9})\.(\d{1,9})\s+(\d{1,9})\b")
+_OS_BUILD = re.compile(r"OS Build (\d{1,9})\.(\d{1,9})\b")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,7 +169,7 @@ def check_engine(facts: HostFacts) -> None:
     """Host-level checks: API version new enough. HostError names the host and the versions."""
     try:
         too_old = Version(facts.api_version) < Version(MIN_API_VERSION)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or thousands of digits
         raise HostError(
             f"Docker host {facts.endpoint} reports API version {facts.api_version!r}",
             hint="is this a Docker Engine? pass --no-preflight to skip the check",

@@ -38,6 +38,18 @@ T = TypeVar("T")
 _POOL_PREFIX = re.compile(r"^(?:HTTPS?Connection(?:Pool)?\([^)]*\): )+")
 
 
+def redact(url: str) -> str:
+    """``url`` as messages may show it: credentials in it (``https://user:token@mirror/``) hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    _userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
 def _base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
@@ -54,11 +66,15 @@ class Sources:
     def __post_init__(self) -> None:
         for name in ("python_ftp_url", "pypi_url", "github_api_url", "github_url"):
             value = getattr(self, name)
-            parts = urlsplit(value)
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 -- raises ValueError for a bad port
+            except ValueError:  # "http://[bad/": an unclosed IPv6 bracket, a port out of range
+                parts = urlsplit("")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 env = "TOOLKIT_" + name.upper()
                 raise ConfigError(
-                    f"{env}: {value!r} is not an http(s) URL",
+                    f"{env}: {redact(value)!r} is not an http(s) URL",
                     hint=f"set {env} to e.g. {getattr(Sources, name)}",
                 )
 
@@ -88,7 +104,11 @@ def pinned_get_pip_url(commit: str, path: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkPolicy:
-    """Timeouts (seconds), retry bounds and the number of concurrent fetches."""
+    """Timeouts (seconds), retry bounds and the number of concurrent fetches.
+
+    ``read_timeout`` bounds each wait for data; ``transfer_time`` bounds a whole answer's body, so
+    a server that trickles bytes (each within the read timeout) cannot hold a bump forever.
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -96,6 +116,7 @@ class NetworkPolicy:
     backoff: float = 0.5
     max_backoff: float = 8.0
     retry_time: float = 60.0
+    transfer_time: float = 600.0
     workers: int = 8
 
     def __post_init__(self) -> None:
@@ -103,10 +124,12 @@ class NetworkPolicy:
             raise ConfigError(
                 "retries: at least one attempt is needed", hint="use --retries 0 or more"
             )
-        if min(self.connect_timeout, self.read_timeout) <= 0:
+        if not all(t > 0 for t in (self.connect_timeout, self.read_timeout, self.transfer_time)):
             raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
-        if self.backoff < 0 or self.retry_time < 0:
-            raise ConfigError("backoff and retry time must not be negative", hint="use e.g. 0.5")
+        if not (self.backoff >= 0 and self.max_backoff >= 0 and self.retry_time >= 0):  # NaN too
+            raise ConfigError(
+                "backoff and retry time must be numbers, not negative", hint="use e.g. 0.5"
+            )
         if self.workers < 1:
             raise ConfigError("jobs: at least one is needed", hint="use e.g. --jobs 8")
 
@@ -184,31 +207,35 @@ class HttpClient:
         return session
 
     def get_text(self, url: str) -> str:
-        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        shown = redact(url)
+        body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             return body.decode("latin-1")
 
     def get_json(self, url: str) -> Any:
-        body = self._fetch(url, lambda resp: _read(resp, url, limit=MAX_DOCUMENT_BYTES))
+        shown = redact(url)
+        body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise SourceError(
-                f"{url}: the answer is not JSON ({exc})", hint="check the source URL or the mirror"
+                f"{shown}: the answer is not JSON ({exc})",
+                hint="check the source URL or the mirror",
             ) from None
 
     def hash(self, url: str) -> Download:
         def consume(resp: requests.Response) -> Download:
             digest = hashlib.sha256()
-            size = _stream(resp, url, digest.update, limit=None)
+            size = _stream(resp, redact(url), digest.update, limit=None)
             return Download(url=url, sha256=digest.hexdigest(), size=size)
 
         return self._fetch(url, consume)
 
     def _fetch(self, url: str, consume: Callable[[requests.Response], T]) -> T:
         policy = self.policy
+        shown = redact(url)
         deadline = self._clock() + policy.retry_time
         attempt = 0
         while True:
@@ -221,13 +248,15 @@ class HttpClient:
             if attempt >= policy.attempts or self._clock() + delay > deadline:
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
                 raise SourceError(
-                    f"{url}: {why} (gave up after {tries})",
+                    f"{shown}: {why} (gave up after {tries})",
                     hint="check the network, or point TOOLKIT_*_URL at a mirror",
                 )
             self._sleep(delay)
 
     def _attempt(self, url: str, consume: Callable[[requests.Response], T]) -> T:
+        """One GET of ``url``; messages name it redacted (and requests' texts lose its password)."""
         policy = self.policy
+        shown = redact(url)
         try:
             resp = self._session().get(
                 url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
@@ -236,40 +265,79 @@ class HttpClient:
             raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
         except requests.exceptions.SSLError as exc:  # a certificate does not get better by retrying
             raise SourceError(
-                f"{url}: TLS failed: {_reason(exc)}",
+                f"{shown}: TLS failed: {_scrub(_reason(exc), url)}",
                 hint="check the host's certificate and REQUESTS_CA_BUNDLE",
             ) from None
         except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed: {_reason(exc)}") from None
+            raise _Retryable(f"connection failed: {_scrub(_reason(exc), url)}") from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...
-            raise SourceError(f"{url}: {_reason(exc)}", hint="check the source URL") from None
+            raise SourceError(
+                f"{shown}: {_scrub(_reason(exc), url)}", hint="check the source URL"
+            ) from None
+        except OSError as exc:  # requests' own: REQUESTS_CA_BUNDLE names no file, ...
+            raise SourceError(
+                f"{shown}: {_scrub(str(exc), url)}",
+                hint="check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE",
+            ) from None
         with resp:
             status = resp.status_code
             if status >= 500:
                 raise _Retryable(f"HTTP {status} {resp.reason}")
             if status in (404, 410):
                 raise SourceNotFound(
-                    f"{url}: HTTP {status} {resp.reason}", hint="check the source URL or the mirror"
+                    f"{shown}: HTTP {status} {resp.reason}",
+                    hint="check the source URL or the mirror",
                 )
             if status >= 400:
                 raise SourceError(
-                    f"{url}: HTTP {status} {resp.reason}",
+                    f"{shown}: HTTP {status} {resp.reason}",
                     hint="not retried; check the source URL, the mirror or a rate limit",
                 )
             if status >= 300:
                 raise SourceError(
-                    f"{url}: HTTP {status} {resp.reason} without a usable redirect",
+                    f"{shown}: HTTP {status} {resp.reason} without a usable redirect",
                     hint="check the source URL",
                 )
+            cut = threading.Event()
+
+            def shut() -> None:  # wakes a read blocked in another thread
+                cut.set()
+                resp.raw.shutdown()
+
+            watchdog = threading.Timer(policy.transfer_time, shut)
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 result = consume(resp)
-            except requests.Timeout:
+            except (_Retryable, requests.RequestException) as exc:
+                if cut.is_set():
+                    raise _Retryable(
+                        f"the body took longer than {policy.transfer_time:g}s to arrive"
+                    ) from None
+                if isinstance(exc, _Retryable):
+                    raise
+                if isinstance(exc, requests.Timeout):
+                    raise _Retryable(
+                        f"timed out reading the body (timeout {policy.read_timeout:g}s)"
+                    ) from None
                 raise _Retryable(
-                    f"timed out reading the body (timeout {policy.read_timeout:g}s)"
+                    f"connection broken while reading: {_scrub(_reason(exc), url)}"
                 ) from None
-            except requests.RequestException as exc:
-                raise _Retryable(f"connection broken while reading: {_reason(exc)}") from None
+            finally:
+                watchdog.cancel()
         return result
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the credentials of ``url`` (requests' messages may quote the URL)."""
+    try:
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    except ValueError:
+        return text
+    for secret in {userinfo, *userinfo.split(":")}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _reason(exc: BaseException) -> str:

@@ -82,11 +82,19 @@ def open_session(
     HTTPS verifies the server against ``ca``, or the default trust store when ``ca`` is None;
     pywinrm's default would take REQUESTS_CA_BUNDLE from the environment instead.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    shape = "use https://HOST:5986/wsman"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError("WinRM endpoint is not a valid URL", hint=shape) from None
+    if "@" in parts.netloc:  # user info: a password must not sit in a URL, nor in messages
         raise ConfigError(
-            f"WinRM endpoint {url!r} is not an http(s) URL", hint="use https://HOST:5986/wsman"
+            f"WinRM endpoint for {parts.hostname} carries user info in the URL",
+            hint=f"{shape}; pass the user name and password separately",
         )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"WinRM endpoint {url!r} is not an http(s) URL", hint=shape)
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"WinRM over plain http:// to {parts.hostname} is refused: credentials and output "
@@ -95,15 +103,28 @@ def open_session(
         )
     import winrm
 
-    return winrm.Session(
-        url,
-        auth=(username, password),
-        transport=transport,
-        server_cert_validation="validate",
-        ca_trust_path=str(ca) if ca is not None else None,
-        operation_timeout_sec=operation_timeout,
-        read_timeout_sec=operation_timeout + 10,
-    )
+    try:
+        session = winrm.Session(
+            url,
+            auth=(username, password),
+            transport=transport,
+            server_cert_validation="validate",
+            ca_trust_path=str(ca) if ca is not None else None,
+            operation_timeout_sec=operation_timeout,
+            read_timeout_sec=operation_timeout + 10,
+        )
+    except ValueError:  # pywinrm's own URL parser refused it
+        raise ConfigError(f"WinRM endpoint {url!r} is not understood", hint=shape) from None
+    # pywinrm parses the URL its own way (a prefix match): it must reach the host checked above.
+    built = urlsplit(str(session.url))
+    if (built.scheme, built.hostname) != (parts.scheme, parts.hostname) or (
+        parts.port is not None and built.port != parts.port
+    ):
+        raise ConfigError(
+            f"WinRM endpoint {url!r} would reach {built.hostname}, not {parts.hostname}",
+            hint=shape,
+        )
+    return session
 
 
 def _endpoint(session: Any) -> str:
@@ -211,7 +232,7 @@ def inspect_host(session: Any, *, deadline: float = DEFAULT_DEADLINE) -> Windows
         data = json.loads(result.stdout)
         build = int(str(data["CurrentBuildNumber"]))
         revision = int(data["UBR"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         shown = re.sub(r"\s+", " ", result.stdout)[:200]
         raise WinRMError(
             f"{endpoint}: unexpected answer for {CURRENT_VERSION_KEY}: {shown!r}",
