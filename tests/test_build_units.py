@@ -380,3 +380,45 @@ def test_live_reporter_shows_running_targets_and_prints_results() -> None:
     assert "RUN $url" in row
     assert "3.8-rc-windowsservercore-ltsc2016 failed in 12.5s" in text
     assert "  | boom | pipe" in text
+
+
+# -- scheduler -----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_before_a_build_registers_still_cancels_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ctrl-C between a worker's stop check and the registration of its build's canceller:
+    the build must still be cancelled, not run on unnoticed. No engine: build_image is
+    replaced by a stand-in that waits for its canceller (a real build would stream)."""
+    import _thread
+
+    from toolkit import scheduler
+    from toolkit.driver import BuildJob
+
+    build = build_matrix(load_versions(REPO / "versions.json"))[0]
+    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+
+    def late_canceller() -> Canceller:
+        _thread.interrupt_main()  # Ctrl-C, in the window before the canceller is registered
+        time.sleep(1.0)  # the main thread handles it meanwhile and finds nothing to cancel
+        return Canceller()
+
+    def waiting_build(
+        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
+    ) -> BuildResult:
+        deadline = time.monotonic() + 10
+        while canceller.reason is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        outcome = Outcome.CANCELLED if canceller.reason else Outcome.BUILT
+        return BuildResult(
+            build_id=job.build.id, host=job.host, isolation=None, outcome=outcome, duration=0.0
+        )
+
+    monkeypatch.setattr(scheduler, "Canceller", late_canceller)
+    monkeypatch.setattr(scheduler, "build_image", waiting_build)
+    summary = scheduler.run_builds(
+        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
+    )
+    assert summary.interrupted
+    assert [r.outcome for r in summary.results] == [Outcome.CANCELLED]

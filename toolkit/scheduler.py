@@ -26,6 +26,8 @@ from toolkit.driver import (
 from toolkit.errors import ToolkitError
 from toolkit.verify import CheckResult, failure_summary, verify_build
 
+INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
+
 Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
 stops between checks once the event (Ctrl-C) is set."""
@@ -72,6 +74,10 @@ def run_builds(
             canceller = Canceller()
             with lock:
                 active[index] = canceller
+                # Ctrl-C may have come after the stop check above and before this build was
+                # registered: the main thread then found no canceller of it to trigger.
+                if interrupt.is_set():
+                    canceller.cancel(INTERRUPTED)
             try:
                 result = build_image(job, settings, observer, canceller, indexes[job.host])
                 if verifier is not None and result.outcome is Outcome.BUILT:
@@ -106,10 +112,10 @@ def run_builds(
         for host, q in queues.items()
         for n in range(max(1, jobs_per_host))
     ]
-    for thread in threads:
-        thread.start()
     interrupted = False
     try:
+        for thread in threads:  # inside the try: Ctrl-C can come while they start
+            thread.start()
         for thread in threads:
             while thread.is_alive():
                 thread.join(poll)
@@ -119,10 +125,13 @@ def run_builds(
         interrupt.set()
         with lock:
             for canceller in active.values():
-                canceller.cancel("cancelled: interrupted (Ctrl-C)")
-        # Let the workers clean up after their builds (bounded: cleanup waits at most ~15 s).
+                canceller.cancel(INTERRUPTED)
+        # Let the workers clean up after their builds, in parallel: one deadline for all of
+        # them (cleanup waits at most ~15 s), not one per thread. Unstarted threads never run.
+        deadline = time.monotonic() + 30
         for thread in threads:
-            thread.join(timeout=30)
+            if thread.is_alive():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
     ordered = []
     for index, job in enumerate(jobs):
         result = results.get(index)
