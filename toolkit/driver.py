@@ -395,7 +395,10 @@ def translate(exc: BaseException, host: str, build_id: str, doing: str) -> Toolk
     where = f"{build_id} on {host}"
     lost = _connection_lost_types()
     if isinstance(exc, ToolkitError):
-        return exc
+        # Raised by the toolkit's own steps (base image, context): say which target and host.
+        if exc.message.startswith(where):
+            return exc
+        return type(exc)(f"{where}: {exc.message}", hint=exc.hint)
     if isinstance(exc, docker.errors.ImageNotFound):
         return BuildFailedError(
             f"{where}: {doing}: image not found: {_describe(exc)}",

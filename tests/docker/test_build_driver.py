@@ -390,3 +390,20 @@ def test_jobs_per_host_bounds_the_builds_on_one_engine(
     assert [r.outcome for r in summary.results] == [Outcome.BUILT] * 3
     assert _peak(timeline.events) == jobs_per_host
     _assert_clean(clients)
+
+
+def test_a_missing_base_under_pull_never_names_target_and_host(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    root = _copy(matrix, tmp_path)
+    target = matrix[1][0]
+    dockerfile = root / "dockerfiles" / target.directory / "Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.write_text(text.replace(target.release.base_image, f"{eng.STANDIN_REPOSITORY}:nope"))
+    summary, _ = _run(_jobs(root, [target], clients), _settings(root), verify=False)
+    result = summary.results[0]
+    assert result.outcome is Outcome.FAILED
+    assert result.message is not None
+    assert result.message.startswith(f"{target.id} on engine-{target.release.key}: ")
+    assert "--pull never forbids pulling it" in result.message
+    _assert_clean(clients)
