@@ -422,3 +422,18 @@ def test_ctrl_c_before_a_build_registers_still_cancels_it(
     )
     assert summary.interrupted
     assert [r.outcome for r in summary.results] == [Outcome.CANCELLED]
+
+
+def test_an_unwritable_step_summary_is_a_one_line_output_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from toolkit.cli import _results_out
+    from toolkit.errors import OutputError
+
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))  # a directory: cannot append
+    with pytest.raises(OutputError, match=r"\(\$GITHUB_STEP_SUMMARY\): cannot append"):
+        _results_out(RESULTS, None, "toolkit build", False)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    _results_out(RESULTS, None, "toolkit build", False)
+    assert summary.read_text().startswith("### toolkit build\n")

@@ -805,6 +805,7 @@ def _results_out(
     results: list[BuildResult], report: Path | None, title: str, interrupted: bool
 ) -> None:
     from toolkit import progress
+    from toolkit.errors import OutputError
     from toolkit.render import write_atomic
 
     typer.echo("")
@@ -813,8 +814,15 @@ def _results_out(
         write_atomic(report, progress.report_json(results, interrupted=interrupted))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(progress.summary_markdown(results, title) + "\n")
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(progress.summary_markdown(results, title) + "\n")
+        except OSError as exc:
+            raise OutputError(
+                f"{step_summary} ($GITHUB_STEP_SUMMARY): cannot append the summary: "
+                f"{exc.strerror or exc}",
+                hint="point GITHUB_STEP_SUMMARY at a writable file, or unset it",
+            ) from None
 
 
 def _report_line(message: str) -> None:
