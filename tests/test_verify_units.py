@@ -121,3 +121,22 @@ def test_junit_xml_parses_and_counts() -> None:
     assert failure.get("message") == "expected 'Python 3.8.0rc1', got <&>"
     assert cases[1].find("failure") is None
     assert cases[0].get("time") == "1.250"
+
+
+def test_junit_xml_parses_when_the_output_has_control_characters() -> None:
+    coloured = CheckResult(
+        name="pip-version",
+        image="python:3.8.0rc1-windowsservercore-1809",
+        passed=False,
+        duration=0.5,
+        argv=("pip", "--version"),
+        output="\x1b[31mERROR\x1b[0m: boom\x00\r\n",
+        message="pip --version printed '\x1b[31mERROR'",
+    )
+    root = ET.fromstring(junit_xml({"3.8-rc-windowsservercore-1809": [coloured]}))
+    case = root.find("testsuite/testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "pip --version printed '\\x1b[31mERROR'"
+    assert case.findtext("system-out") == "\\x1b[31mERROR\\x1b[0m: boom\\x00\n"
