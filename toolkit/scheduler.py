@@ -24,7 +24,7 @@ from toolkit.driver import (
     build_image,
 )
 from toolkit.errors import ToolkitError
-from toolkit.verify import CheckResult, failure_summary, verify_build
+from toolkit.verify import CheckResult, checks_for, failure_summary, verify_image
 
 INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
 
@@ -151,26 +151,31 @@ def run_builds(
 def make_verifier(
     observer: BuildObserver, *, network: bool = False, timeout: float = 300.0
 ) -> Verifier:
-    """Verify each freshly built image; one that fails loses its tags and is removed, so a later
-    run rebuilds it instead of skipping it as unchanged."""
+    """Verify each freshly built image; one that fails, or whose checks could not all run
+    (Ctrl-C), loses its tags and is removed, so a later run rebuilds and verifies it instead of
+    skipping it as unchanged."""
 
     def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
         line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
-        checks = verify_build(
+        try:
+            planned = checks_for(line.version, line.pip_version, job.os_type, network=network)
+        except ToolkitError:
+            _discard(job, result)
+            raise
+        checks = verify_image(
             job.client,
             result.tags[0],
-            line.version,
-            line.pip_version,
-            job.os_type,
+            planned,
             isolation=job.isolation,
-            network=network,
             timeout=timeout,
             stop=interrupt.is_set,
         )
         _append_log(result, checks)
         if interrupt.is_set():
+            if len(checks) < len(planned) or failure_summary(checks) is not None:
+                _discard(job, result)
             return replace(
                 result,
                 checks=tuple(checks),

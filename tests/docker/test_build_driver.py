@@ -407,3 +407,37 @@ def test_a_missing_base_under_pull_never_names_target_and_host(
     assert result.message.startswith(f"{target.id} on engine-{target.release.key}: ")
     assert "--pull never forbids pulling it" in result.message
     _assert_clean(clients)
+
+
+def test_an_image_whose_verification_was_interrupted_is_not_kept(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C before its checks ran: the image was never verified, so a later run must build
+    and verify it again rather than skip it as unchanged."""
+    target = matrix[1][0]
+    api = clients[target.release.key].api
+    tag = f"test/interrupted:{tmp_path.name.lower()}"
+    dockerfile = f"FROM {target.release.base_image}\nLABEL {HASH_LABEL}={tmp_path.name}\n"
+    for _event in api.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True, pull=False
+    ):
+        pass
+    image_id = api.inspect_image(tag)["Id"]
+    job = _jobs(tmp_path, [target], clients)[0]
+    built = BuildResult(
+        build_id=target.id,
+        host=job.host,
+        isolation=None,
+        outcome=Outcome.BUILT,
+        duration=1.0,
+        image_id=image_id,
+        tags=(tag,),
+    )
+    interrupt = threading.Event()
+    interrupt.set()
+    result = make_verifier(_Recorder())(job, built, interrupt)
+    assert result.outcome is Outcome.CANCELLED
+    assert result.checks == ()
+    assert api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}) == []
+    assert api.images(filters={"reference": tag}) == []
+    _assert_clean(clients)
