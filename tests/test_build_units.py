@@ -316,20 +316,39 @@ def test_github_reporter_folds_each_target_and_annotates_failures() -> None:
     reporter.line("a", "Step 1/2 : FROM x")
     reporter.line("b", "Step 1/2 : FROM y")
     reporter.line("a", "Step 2/2 : RUN z")
+    reporter.line("b", "::error::a line of build output, not a command")
     reporter.finished(_result("a", Outcome.BUILT))
     reporter.finished(
         _result("b", Outcome.FAILED, message="b on h2: 100% broken\nsecond", tail=("t1",))
     )
+    reporter.started("c", "h3")
+    reporter.finished(_result("c", Outcome.SKIPPED))
     lines = out.getvalue().splitlines()
     a_start = lines.index(next(x for x in lines if x.startswith("::group::a: built")))
-    assert lines[a_start + 1 : a_start + 4] == [
+    # The build output sits between stop-commands and its token: the runner takes none of it
+    # for a workflow command.
+    stop = lines[a_start + 1]
+    assert stop.startswith("::stop-commands::")
+    token = stop.removeprefix("::stop-commands::")
+    assert len(token) == 32
+    assert lines[a_start + 2 : a_start + 6] == [
         "Step 1/2 : FROM x",
         "Step 2/2 : RUN z",
+        f"::{token}::",
         "::endgroup::",
     ]
     b_start = lines.index(next(x for x in lines if x.startswith("::group::b: failed")))
-    assert lines[b_start + 1 : b_start + 3] == ["Step 1/2 : FROM y", "::endgroup::"]
-    assert lines[b_start + 3] == "::error title=b::b on h2: 100%25 broken%0Asecond"
+    b_token = lines[b_start + 1].removeprefix("::stop-commands::")
+    assert b_token != token
+    assert lines[b_start + 2 : b_start + 6] == [
+        "Step 1/2 : FROM y",
+        "::error::a line of build output, not a command",
+        f"::{b_token}::",
+        "::endgroup::",
+    ]
+    assert lines[b_start + 6] == "::error title=b::b on h2: 100%25 broken%0Asecond"
+    c_start = lines.index(next(x for x in lines if x.startswith("::group::c: skipped")))
+    assert lines[c_start + 1] == "::endgroup::"
     assert "  | t1" in lines
 
 
