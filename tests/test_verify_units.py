@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_toolkit
 from toolkit.errors import ConfigError
 from toolkit.verify import (
     OVERRIDE_COMMANDS,
@@ -140,3 +142,18 @@ def test_junit_xml_parses_when_the_output_has_control_characters() -> None:
     assert failure is not None
     assert failure.get("message") == "pip --version printed '\\x1b[31mERROR'"
     assert case.findtext("system-out") == "\\x1b[31mERROR\\x1b[0m: boom\\x00\n"
+
+
+def test_verify_refuses_a_timeout_that_is_not_positive(workspace: Path) -> None:
+    result = run_toolkit(
+        "verify",
+        "3.8-rc-windowsservercore-1809",
+        "--no-preflight",
+        "--host",
+        f"1809=unix://{workspace}/no-engine.sock",
+        "--timeout",
+        "0",
+        cwd=workspace,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == "error: --timeout 0 must be positive (seconds per check)\n"

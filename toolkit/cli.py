@@ -639,9 +639,11 @@ def verify(
     from concurrent.futures import ThreadPoolExecutor
 
     from toolkit.driver import full_tags
-    from toolkit.errors import HostError, VerifyFailedError
+    from toolkit.errors import ConfigError, HostError, VerifyFailedError
     from toolkit.verify import CheckResult, junit_xml, verify_build
 
+    if timeout <= 0:  # else every check "fails" (exit 11) on what is a usage mistake
+        raise ConfigError(f"--timeout {timeout:g} must be positive", hint="seconds per check")
     _data, _every, chosen = _load(versions, selectors)
     by_id = {b.id: b for b in chosen}
     clients = _Clients()
