@@ -316,7 +316,10 @@ def test_ctrl_c_cancels_the_running_builds_and_cleans_up(
     log = tmp_path / "logs" / f"{slow.id}.log"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and "Running in" in log.read_text().rpartition(eng.SLEEP_MARKER)[2]:
+        # Wait for the slow step's own container (without the marker, rpartition would give
+        # the whole log, and an earlier step's "Running in" would do).
+        text = log.read_text() if log.exists() else ""
+        if eng.SLEEP_MARKER in text and "Running in" in text.rpartition(eng.SLEEP_MARKER)[2]:
             break
         time.sleep(0.1)
     else:

@@ -234,7 +234,11 @@ def _others_built(summary: RunSummary, target: Build) -> None:
 def test_a_failing_run_fails_its_target_only_and_cleans_up(
     matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
 ) -> None:
-    marker = f"RUN Write-Host {eng.FAIL_MARKER} {tmp_path.name}"
+    # A step no earlier build has cached makes a layer of this build before the failing one.
+    marker = (
+        f"RUN Write-Host fresh-layer {tmp_path.name}\n"
+        f"RUN Write-Host {eng.FAIL_MARKER} {tmp_path.name}"
+    )
     summary, before, after, target = _one_fails(matrix, clients, tmp_path, "ltsc2016", marker)
     result = next(r for r in summary.results if r.build_id == target.id)
     assert result.outcome is Outcome.FAILED
@@ -243,6 +247,8 @@ def test_a_failing_run_fails_its_target_only_and_cleans_up(
     assert any(eng.FAIL_MARKER in line for line in result.tail)
     _others_built(summary, target)
     # The failed build's layers are gone: nothing new on its engine.
+    assert result.log_path is not None
+    assert "cleanup: removed image" in result.log_path.read_text()
     assert after["ltsc2016"] <= before["ltsc2016"]
     _assert_clean(clients)
 
