@@ -113,8 +113,9 @@ def test_base_image_and_tags_of_the_rendered_dockerfile() -> None:
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ConfigError, match="pull policy"):
         BuildSettings(pull="sometimes")
-    with pytest.raises(ConfigError, match="must be positive"):
-        BuildSettings(timeout=0)
+    for timeout in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="must be positive and finite"):
+            BuildSettings(timeout=timeout)
 
 
 # -- stream parsing ------------------------------------------------------------------------------

@@ -156,4 +156,6 @@ def test_verify_refuses_a_timeout_that_is_not_positive(workspace: Path) -> None:
         cwd=workspace,
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr == "error: --timeout 0 must be positive (seconds per check)\n"
+    assert result.stderr == (
+        "error: --timeout 0 must be positive and finite (seconds per check, at most 2.592e+06)\n"
+    )

@@ -638,12 +638,15 @@ def verify(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from toolkit.driver import full_tags
+    from toolkit.driver import MAX_TIMEOUT, full_tags
     from toolkit.errors import ConfigError, HostError, VerifyFailedError
     from toolkit.verify import CheckResult, junit_xml, verify_build
 
-    if timeout <= 0:  # else every check "fails" (exit 11) on what is a usage mistake
-        raise ConfigError(f"--timeout {timeout:g} must be positive", hint="seconds per check")
+    if not 0 < timeout <= MAX_TIMEOUT:  # else every check "fails" (exit 11): a usage mistake
+        raise ConfigError(
+            f"--timeout {timeout:g} must be positive and finite",
+            hint=f"seconds per check, at most {MAX_TIMEOUT:g}",
+        )
     _data, _every, chosen = _load(versions, selectors)
     by_id = {b.id: b for b in chosen}
     clients = _Clients()
