@@ -595,6 +595,7 @@ def build(
                 jobs_per_host=jobs_per_host,
                 fail_fast=fail_fast,
                 verifier=verifier,
+                failed_before=bool(refused),
             )
     finally:
         clients.close()

@@ -52,8 +52,13 @@ def run_builds(
     fail_fast: bool = False,
     verifier: Verifier | None = None,
     poll: float = 0.2,
+    failed_before: bool = False,
 ) -> RunSummary:
-    """Build ``jobs`` and return one result per job, in the order given."""
+    """Build ``jobs`` and return one result per job, in the order given.
+
+    ``failed_before``: a target already failed before any job (its host was refused), so with
+    ``fail_fast`` no job starts.
+    """
     queues: dict[str, queue.Queue[int]] = {}
     for index, job in enumerate(jobs):
         queues.setdefault(job.host, queue.Queue()).put(index)
@@ -62,6 +67,8 @@ def run_builds(
     lock = threading.Lock()
     stop = threading.Event()
     interrupt = threading.Event()
+    if fail_fast and failed_before:
+        stop.set()
     indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
 
     def work(host_queue: queue.Queue[int]) -> None:

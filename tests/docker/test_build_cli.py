@@ -233,6 +233,30 @@ def test_fail_fast_stops_scheduling_and_dry_run_builds_nothing(
     _assert_clean(clients)
 
 
+def test_fail_fast_starts_nothing_when_a_host_is_refused_first(
+    engines: dict[str, eng.Engine],
+    clients: dict[str, Any],
+    standin_python_version: str,
+    standin_pip_version: str,
+    tmp_path: Path,
+) -> None:
+    builds = _workspace(
+        tmp_path,
+        engines,
+        standin_python_version,
+        standin_pip_version,
+        **{"1803": f"unix://{tmp_path}/no-engine-here.sock"},
+    )
+    result = _build(
+        tmp_path, "--build-arg", f"TOOLKIT_TEST={tmp_path.name}", "--no-verify", "--fail-fast"
+    )
+    assert result.returncode == 10, result.stdout + result.stderr
+    report = {r["id"]: r for r in json.loads((tmp_path / "build.json").read_text())["results"]}
+    by_release = {b.release.key: report[b.id]["result"] for b in builds}
+    assert by_release == {"1809": "not-run", "1803": "failed", "ltsc2016": "not-run"}
+    _assert_clean(clients)
+
+
 def test_verify_fails_clearly_when_the_image_is_not_the_version_it_claims(
     engines: dict[str, eng.Engine],
     clients: dict[str, Any],
