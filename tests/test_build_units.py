@@ -457,3 +457,34 @@ def test_an_unwritable_step_summary_is_a_one_line_output_error(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     _results_out(RESULTS, None, "toolkit build", False)
     assert summary.read_text().startswith("### toolkit build\n")
+
+
+def test_a_build_still_running_after_the_grace_period_is_not_called_not_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import _thread
+
+    from toolkit import scheduler
+    from toolkit.driver import BuildJob
+
+    build = build_matrix(load_versions(REPO / "versions.json"))[0]
+    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+
+    def stubborn_build(
+        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
+    ) -> BuildResult:
+        _thread.interrupt_main()
+        time.sleep(3)  # ignores the cancellation (an engine that does not answer)
+        return BuildResult(
+            build_id=job.build.id, host=job.host, isolation=None, outcome=Outcome.BUILT, duration=3
+        )
+
+    monkeypatch.setattr(scheduler, "build_image", stubborn_build)
+    monkeypatch.setattr(scheduler, "CLEANUP_GRACE", 0.3)
+    summary = scheduler.run_builds(
+        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
+    )
+    assert summary.interrupted
+    result = summary.results[0]
+    assert result.outcome is Outcome.CANCELLED
+    assert result.message == f"{build.id} on h: interrupted; still stopping at exit"

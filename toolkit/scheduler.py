@@ -27,6 +27,8 @@ from toolkit.errors import ToolkitError
 from toolkit.verify import CheckResult, checks_for, failure_summary, verify_image
 
 INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
+CLEANUP_GRACE = 30.0
+"""Seconds the workers get, together, to stop and clean up after Ctrl-C."""
 
 Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
@@ -135,21 +137,27 @@ def run_builds(
                 canceller.cancel(INTERRUPTED)
         # Let the workers clean up after their builds, in parallel: one deadline for all of
         # them (cleanup waits at most ~15 s), not one per thread. Unstarted threads never run.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + CLEANUP_GRACE
         for thread in threads:
             if thread.is_alive():
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
     ordered = []
+    with lock:  # workers past the grace period may still be running: take a snapshot
+        finished, running = dict(results), set(active)
     for index, job in enumerate(jobs):
-        result = results.get(index)
+        result = finished.get(index)
         if result is None:
+            if index in running:  # it did not stop within the grace period
+                message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
+            else:
+                message = "not started: " + ("interrupted" if interrupted else "--fail-fast")
             result = BuildResult(
                 build_id=job.build.id,
                 host=job.host,
                 isolation=job.isolation,
                 outcome=Outcome.CANCELLED if interrupted else Outcome.NOT_RUN,
                 duration=0.0,
-                message="not started: " + ("interrupted" if interrupted else "--fail-fast"),
+                message=message,
             )
         ordered.append(result)
     return RunSummary(results=tuple(ordered), interrupted=interrupted)
