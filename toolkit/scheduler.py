@@ -201,7 +201,12 @@ def make_verifier(
         summary = failure_summary(checks)
         if summary is None:
             return replace(result, checks=tuple(checks), duration=duration)
-        _discard(job, result)
+        kept = _discard(job, result)
+        if kept is not None:  # silently kept, the next run would skip it as unchanged
+            summary += (
+                f"; the image could not be removed ({kept}): remove it, or the next run skips "
+                "it as unchanged (--force rebuilds)"
+            )
         return replace(
             result,
             duration=duration,
@@ -223,11 +228,20 @@ def _append_log(result: BuildResult, checks: Sequence[CheckResult]) -> None:
             log.writelines(f"  | {text}\n" for text in check.output.splitlines())
 
 
-def _discard(job: BuildJob, result: BuildResult) -> None:
+def _discard(job: BuildJob, result: BuildResult) -> str | None:
+    """Untag and remove the image; None when it is gone, else why it is still there."""
+    import docker.errors
+
     api = job.client.api
     for tag in result.tags:
         with contextlib.suppress(Exception):
             api.remove_image(tag, force=False, noprune=False)
-    if result.image_id:
-        with contextlib.suppress(Exception):
-            api.remove_image(result.image_id, force=False, noprune=False)
+    if not result.image_id:
+        return None
+    try:
+        api.remove_image(result.image_id, force=False, noprune=False)
+    except docker.errors.NotFound:
+        return None
+    except Exception as exc:  # the engine refused (a container uses it) or is gone
+        return " ".join(str(getattr(exc, "explanation", None) or exc).split())
+    return None

@@ -7,6 +7,7 @@ are tagged with the mcr names and never pulled (``--pull never``, network ``none
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import io
 import shutil
@@ -448,3 +449,45 @@ def test_an_image_whose_verification_was_interrupted_is_not_kept(
     assert api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}) == []
     assert api.images(filters={"reference": tag}) == []
     _assert_clean(clients)
+
+
+def test_a_failed_image_that_cannot_be_removed_is_said_so(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    """Verification failed, but a container (not the toolkit's) holds the image: it cannot be
+    removed, and the result must say so, since the next run would skip it as unchanged."""
+    target = matrix[1][0]
+    api = clients[target.release.key].api
+    tag = f"test/held:{tmp_path.name.lower()}"
+    dockerfile = f"FROM {target.release.base_image}\nLABEL {HASH_LABEL}={tmp_path.name}\n"
+    for _event in api.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True, pull=False
+    ):
+        pass
+    image_id = api.inspect_image(tag)["Id"]
+    holder = api.create_container(tag, command=["true"], network_disabled=True)["Id"]
+    try:
+        # versions.json of this target claims a pip the stand-in does not have: pip-version fails.
+        claims = dataclasses.replace(
+            target, line=dataclasses.replace(target.line, pip_version="0.0.1")
+        )
+        job = _jobs(tmp_path, [claims], clients)[0]
+        built = BuildResult(
+            build_id=target.id,
+            host=job.host,
+            isolation=None,
+            outcome=Outcome.BUILT,
+            duration=1.0,
+            image_id=image_id,
+            tags=(tag,),
+        )
+        result = make_verifier(_Recorder())(job, built, threading.Event())
+        assert result.outcome is Outcome.VERIFY_FAILED
+        assert result.message is not None
+        assert "1 of 6 checks failed: pip-version" in result.message
+        assert "; the image could not be removed (conflict: " in result.message
+        assert "the next run skips it as unchanged (--force rebuilds)" in result.message
+    finally:
+        api.remove_container(holder, force=True)
+        for leftover in api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}):
+            api.remove_image(leftover["Id"], force=True)
