@@ -113,8 +113,9 @@ def test_base_image_and_tags_of_the_rendered_dockerfile() -> None:
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ConfigError, match="pull policy"):
         BuildSettings(pull="sometimes")
-    with pytest.raises(ConfigError, match="must be positive"):
-        BuildSettings(timeout=0)
+    for timeout in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="must be positive and finite"):
+            BuildSettings(timeout=timeout)
 
 
 # -- stream parsing ------------------------------------------------------------------------------
@@ -316,20 +317,39 @@ def test_github_reporter_folds_each_target_and_annotates_failures() -> None:
     reporter.line("a", "Step 1/2 : FROM x")
     reporter.line("b", "Step 1/2 : FROM y")
     reporter.line("a", "Step 2/2 : RUN z")
+    reporter.line("b", "::error::a line of build output, not a command")
     reporter.finished(_result("a", Outcome.BUILT))
     reporter.finished(
         _result("b", Outcome.FAILED, message="b on h2: 100% broken\nsecond", tail=("t1",))
     )
+    reporter.started("c", "h3")
+    reporter.finished(_result("c", Outcome.SKIPPED))
     lines = out.getvalue().splitlines()
     a_start = lines.index(next(x for x in lines if x.startswith("::group::a: built")))
-    assert lines[a_start + 1 : a_start + 4] == [
+    # The build output sits between stop-commands and its token: the runner takes none of it
+    # for a workflow command.
+    stop = lines[a_start + 1]
+    assert stop.startswith("::stop-commands::")
+    token = stop.removeprefix("::stop-commands::")
+    assert len(token) == 32
+    assert lines[a_start + 2 : a_start + 6] == [
         "Step 1/2 : FROM x",
         "Step 2/2 : RUN z",
+        f"::{token}::",
         "::endgroup::",
     ]
     b_start = lines.index(next(x for x in lines if x.startswith("::group::b: failed")))
-    assert lines[b_start + 1 : b_start + 3] == ["Step 1/2 : FROM y", "::endgroup::"]
-    assert lines[b_start + 3] == "::error title=b::b on h2: 100%25 broken%0Asecond"
+    b_token = lines[b_start + 1].removeprefix("::stop-commands::")
+    assert b_token != token
+    assert lines[b_start + 2 : b_start + 6] == [
+        "Step 1/2 : FROM y",
+        "::error::a line of build output, not a command",
+        f"::{b_token}::",
+        "::endgroup::",
+    ]
+    assert lines[b_start + 6] == "::error title=b::b on h2: 100%25 broken%0Asecond"
+    c_start = lines.index(next(x for x in lines if x.startswith("::group::c: skipped")))
+    assert lines[c_start + 1] == "::endgroup::"
     assert "  | t1" in lines
 
 
@@ -380,3 +400,91 @@ def test_live_reporter_shows_running_targets_and_prints_results() -> None:
     assert "RUN $url" in row
     assert "3.8-rc-windowsservercore-ltsc2016 failed in 12.5s" in text
     assert "  | boom | pipe" in text
+
+
+# -- scheduler -----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_before_a_build_registers_still_cancels_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ctrl-C between a worker's stop check and the registration of its build's canceller:
+    the build must still be cancelled, not run on unnoticed. No engine: build_image is
+    replaced by a stand-in that waits for its canceller (a real build would stream)."""
+    import _thread
+
+    from toolkit import scheduler
+    from toolkit.driver import BuildJob
+
+    build = build_matrix(load_versions(REPO / "versions.json"))[0]
+    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+
+    def late_canceller() -> Canceller:
+        _thread.interrupt_main()  # Ctrl-C, in the window before the canceller is registered
+        time.sleep(1.0)  # the main thread handles it meanwhile and finds nothing to cancel
+        return Canceller()
+
+    def waiting_build(
+        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
+    ) -> BuildResult:
+        deadline = time.monotonic() + 10
+        while canceller.reason is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        outcome = Outcome.CANCELLED if canceller.reason else Outcome.BUILT
+        return BuildResult(
+            build_id=job.build.id, host=job.host, isolation=None, outcome=outcome, duration=0.0
+        )
+
+    monkeypatch.setattr(scheduler, "Canceller", late_canceller)
+    monkeypatch.setattr(scheduler, "build_image", waiting_build)
+    summary = scheduler.run_builds(
+        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
+    )
+    assert summary.interrupted
+    assert [r.outcome for r in summary.results] == [Outcome.CANCELLED]
+
+
+def test_an_unwritable_step_summary_is_a_one_line_output_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from toolkit.cli import _results_out
+    from toolkit.errors import OutputError
+
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))  # a directory: cannot append
+    with pytest.raises(OutputError, match=r"\(\$GITHUB_STEP_SUMMARY\): cannot append"):
+        _results_out(RESULTS, None, "toolkit build", False)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    _results_out(RESULTS, None, "toolkit build", False)
+    assert summary.read_text().startswith("### toolkit build\n")
+
+
+def test_a_build_still_running_after_the_grace_period_is_not_called_not_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import _thread
+
+    from toolkit import scheduler
+    from toolkit.driver import BuildJob
+
+    build = build_matrix(load_versions(REPO / "versions.json"))[0]
+    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+
+    def stubborn_build(
+        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
+    ) -> BuildResult:
+        _thread.interrupt_main()
+        time.sleep(3)  # ignores the cancellation (an engine that does not answer)
+        return BuildResult(
+            build_id=job.build.id, host=job.host, isolation=None, outcome=Outcome.BUILT, duration=3
+        )
+
+    monkeypatch.setattr(scheduler, "build_image", stubborn_build)
+    monkeypatch.setattr(scheduler, "CLEANUP_GRACE", 0.3)
+    summary = scheduler.run_builds(
+        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
+    )
+    assert summary.interrupted
+    result = summary.results[0]
+    assert result.outcome is Outcome.CANCELLED
+    assert result.message == f"{build.id} on h: interrupted; still stopping at exit"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_toolkit
 from toolkit.errors import ConfigError
 from toolkit.verify import (
     OVERRIDE_COMMANDS,
@@ -121,3 +123,39 @@ def test_junit_xml_parses_and_counts() -> None:
     assert failure.get("message") == "expected 'Python 3.8.0rc1', got <&>"
     assert cases[1].find("failure") is None
     assert cases[0].get("time") == "1.250"
+
+
+def test_junit_xml_parses_when_the_output_has_control_characters() -> None:
+    coloured = CheckResult(
+        name="pip-version",
+        image="python:3.8.0rc1-windowsservercore-1809",
+        passed=False,
+        duration=0.5,
+        argv=("pip", "--version"),
+        output="\x1b[31mERROR\x1b[0m: boom\x00\r\n",
+        message="pip --version printed '\x1b[31mERROR'",
+    )
+    root = ET.fromstring(junit_xml({"3.8-rc-windowsservercore-1809": [coloured]}))
+    case = root.find("testsuite/testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "pip --version printed '\\x1b[31mERROR'"
+    assert case.findtext("system-out") == "\\x1b[31mERROR\\x1b[0m: boom\\x00\n"
+
+
+def test_verify_refuses_a_timeout_that_is_not_positive(workspace: Path) -> None:
+    result = run_toolkit(
+        "verify",
+        "3.8-rc-windowsservercore-1809",
+        "--no-preflight",
+        "--host",
+        f"1809=unix://{workspace}/no-engine.sock",
+        "--timeout",
+        "0",
+        cwd=workspace,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == (
+        "error: --timeout 0 must be positive and finite (seconds per check, at most 2.592e+06)\n"
+    )

@@ -595,6 +595,7 @@ def build(
                 jobs_per_host=jobs_per_host,
                 fail_fast=fail_fast,
                 verifier=verifier,
+                failed_before=bool(refused),
             )
     finally:
         clients.close()
@@ -638,10 +639,15 @@ def verify(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from toolkit.driver import full_tags
-    from toolkit.errors import HostError, VerifyFailedError
+    from toolkit.driver import MAX_TIMEOUT, full_tags
+    from toolkit.errors import ConfigError, HostError, VerifyFailedError
     from toolkit.verify import CheckResult, junit_xml, verify_build
 
+    if not 0 < timeout <= MAX_TIMEOUT:  # else every check "fails" (exit 11): a usage mistake
+        raise ConfigError(
+            f"--timeout {timeout:g} must be positive and finite",
+            hint=f"seconds per check, at most {MAX_TIMEOUT:g}",
+        )
     _data, _every, chosen = _load(versions, selectors)
     by_id = {b.id: b for b in chosen}
     clients = _Clients()
@@ -805,6 +811,7 @@ def _results_out(
     results: list[BuildResult], report: Path | None, title: str, interrupted: bool
 ) -> None:
     from toolkit import progress
+    from toolkit.errors import OutputError
     from toolkit.render import write_atomic
 
     typer.echo("")
@@ -813,8 +820,15 @@ def _results_out(
         write_atomic(report, progress.report_json(results, interrupted=interrupted))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(progress.summary_markdown(results, title) + "\n")
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(progress.summary_markdown(results, title) + "\n")
+        except OSError as exc:
+            raise OutputError(
+                f"{step_summary} ($GITHUB_STEP_SUMMARY): cannot append the summary: "
+                f"{exc.strerror or exc}",
+                hint="point GITHUB_STEP_SUMMARY at a writable file, or unset it",
+            ) from None
 
 
 def _report_line(message: str) -> None:

@@ -53,6 +53,8 @@ LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
 BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TAIL_LINES = 40
+MAX_TIMEOUT = 30 * 24 * 3600.0
+"""The longest deadline a build or check may have (a month): --timeout is never unlimited."""
 
 
 class Outcome(Enum):
@@ -87,8 +89,12 @@ class BuildSettings:
             raise ConfigError(
                 f"--pull {self.pull!r} is not a pull policy", hint="use always, missing or never"
             )
-        if self.timeout <= 0:
-            raise ConfigError(f"--timeout {self.timeout} must be positive", hint="seconds")
+        # inf and nan pass a plain "<= 0" test and then break the deadline timer.
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ConfigError(
+                f"--timeout {self.timeout:g} must be positive and finite",
+                hint=f"seconds, at most {MAX_TIMEOUT:g}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,7 +401,10 @@ def translate(exc: BaseException, host: str, build_id: str, doing: str) -> Toolk
     where = f"{build_id} on {host}"
     lost = _connection_lost_types()
     if isinstance(exc, ToolkitError):
-        return exc
+        # Raised by the toolkit's own steps (base image, context): say which target and host.
+        if exc.message.startswith(where):
+            return exc
+        return type(exc)(f"{where}: {exc.message}", hint=exc.hint)
     if isinstance(exc, docker.errors.ImageNotFound):
         return BuildFailedError(
             f"{where}: {doing}: image not found: {_describe(exc)}",

@@ -8,6 +8,7 @@ the live view. The summary formats (text table, JSON report, Markdown) are plain
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -101,7 +102,14 @@ class GitHubReporter:
     def finished(self, result: BuildResult) -> None:
         with self._lock:
             lines = self._lines.pop(result.build_id, [])
-            out = [f"::group::{result.build_id}: {result_line(result)}", *lines, "::endgroup::"]
+            out = [f"::group::{result.build_id}: {result_line(result)}"]
+            if lines:
+                # The build's output is not ours: a line of it starting with "::" would be a
+                # workflow command (annotations, masks, stop-commands). GitHub's stop-commands
+                # with a token nobody can guess makes the runner print those lines verbatim.
+                token = secrets.token_hex(16)
+                out += [f"::stop-commands::{token}", *lines, f"::{token}::"]
+            out.append("::endgroup::")
             if not result.outcome.ok:
                 out.append(f"::error title={result.build_id}::{_escape(result.message or '')}")
                 out += failure_detail(result)

@@ -24,7 +24,11 @@ from toolkit.driver import (
     build_image,
 )
 from toolkit.errors import ToolkitError
-from toolkit.verify import CheckResult, failure_summary, verify_build
+from toolkit.verify import CheckResult, checks_for, failure_summary, verify_image
+
+INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
+CLEANUP_GRACE = 30.0
+"""Seconds the workers get, together, to stop and clean up after Ctrl-C."""
 
 Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
@@ -50,8 +54,13 @@ def run_builds(
     fail_fast: bool = False,
     verifier: Verifier | None = None,
     poll: float = 0.2,
+    failed_before: bool = False,
 ) -> RunSummary:
-    """Build ``jobs`` and return one result per job, in the order given."""
+    """Build ``jobs`` and return one result per job, in the order given.
+
+    ``failed_before``: a target already failed before any job (its host was refused), so with
+    ``fail_fast`` no job starts.
+    """
     queues: dict[str, queue.Queue[int]] = {}
     for index, job in enumerate(jobs):
         queues.setdefault(job.host, queue.Queue()).put(index)
@@ -60,6 +69,8 @@ def run_builds(
     lock = threading.Lock()
     stop = threading.Event()
     interrupt = threading.Event()
+    if fail_fast and failed_before:
+        stop.set()
     indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
 
     def work(host_queue: queue.Queue[int]) -> None:
@@ -72,6 +83,10 @@ def run_builds(
             canceller = Canceller()
             with lock:
                 active[index] = canceller
+                # Ctrl-C may have come after the stop check above and before this build was
+                # registered: the main thread then found no canceller of it to trigger.
+                if interrupt.is_set():
+                    canceller.cancel(INTERRUPTED)
             try:
                 result = build_image(job, settings, observer, canceller, indexes[job.host])
                 if verifier is not None and result.outcome is Outcome.BUILT:
@@ -106,10 +121,10 @@ def run_builds(
         for host, q in queues.items()
         for n in range(max(1, jobs_per_host))
     ]
-    for thread in threads:
-        thread.start()
     interrupted = False
     try:
+        for thread in threads:  # inside the try: Ctrl-C can come while they start
+            thread.start()
         for thread in threads:
             while thread.is_alive():
                 thread.join(poll)
@@ -119,21 +134,30 @@ def run_builds(
         interrupt.set()
         with lock:
             for canceller in active.values():
-                canceller.cancel("cancelled: interrupted (Ctrl-C)")
-        # Let the workers clean up after their builds (bounded: cleanup waits at most ~15 s).
+                canceller.cancel(INTERRUPTED)
+        # Let the workers clean up after their builds, in parallel: one deadline for all of
+        # them (cleanup waits at most ~15 s), not one per thread. Unstarted threads never run.
+        deadline = time.monotonic() + CLEANUP_GRACE
         for thread in threads:
-            thread.join(timeout=30)
+            if thread.is_alive():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
     ordered = []
+    with lock:  # workers past the grace period may still be running: take a snapshot
+        finished, running = dict(results), set(active)
     for index, job in enumerate(jobs):
-        result = results.get(index)
+        result = finished.get(index)
         if result is None:
+            if index in running:  # it did not stop within the grace period
+                message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
+            else:
+                message = "not started: " + ("interrupted" if interrupted else "--fail-fast")
             result = BuildResult(
                 build_id=job.build.id,
                 host=job.host,
                 isolation=job.isolation,
                 outcome=Outcome.CANCELLED if interrupted else Outcome.NOT_RUN,
                 duration=0.0,
-                message="not started: " + ("interrupted" if interrupted else "--fail-fast"),
+                message=message,
             )
         ordered.append(result)
     return RunSummary(results=tuple(ordered), interrupted=interrupted)
@@ -142,26 +166,31 @@ def run_builds(
 def make_verifier(
     observer: BuildObserver, *, network: bool = False, timeout: float = 300.0
 ) -> Verifier:
-    """Verify each freshly built image; one that fails loses its tags and is removed, so a later
-    run rebuilds it instead of skipping it as unchanged."""
+    """Verify each freshly built image; one that fails, or whose checks could not all run
+    (Ctrl-C), loses its tags and is removed, so a later run rebuilds and verifies it instead of
+    skipping it as unchanged."""
 
     def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
         line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
-        checks = verify_build(
+        try:
+            planned = checks_for(line.version, line.pip_version, job.os_type, network=network)
+        except ToolkitError:
+            _discard(job, result)
+            raise
+        checks = verify_image(
             job.client,
             result.tags[0],
-            line.version,
-            line.pip_version,
-            job.os_type,
+            planned,
             isolation=job.isolation,
-            network=network,
             timeout=timeout,
             stop=interrupt.is_set,
         )
         _append_log(result, checks)
         if interrupt.is_set():
+            if len(checks) < len(planned) or failure_summary(checks) is not None:
+                _discard(job, result)
             return replace(
                 result,
                 checks=tuple(checks),
@@ -172,7 +201,12 @@ def make_verifier(
         summary = failure_summary(checks)
         if summary is None:
             return replace(result, checks=tuple(checks), duration=duration)
-        _discard(job, result)
+        kept = _discard(job, result)
+        if kept is not None:  # silently kept, the next run would skip it as unchanged
+            summary += (
+                f"; the image could not be removed ({kept}): remove it, or the next run skips "
+                "it as unchanged (--force rebuilds)"
+            )
         return replace(
             result,
             duration=duration,
@@ -194,11 +228,20 @@ def _append_log(result: BuildResult, checks: Sequence[CheckResult]) -> None:
             log.writelines(f"  | {text}\n" for text in check.output.splitlines())
 
 
-def _discard(job: BuildJob, result: BuildResult) -> None:
+def _discard(job: BuildJob, result: BuildResult) -> str | None:
+    """Untag and remove the image; None when it is gone, else why it is still there."""
+    import docker.errors
+
     api = job.client.api
     for tag in result.tags:
         with contextlib.suppress(Exception):
             api.remove_image(tag, force=False, noprune=False)
-    if result.image_id:
-        with contextlib.suppress(Exception):
-            api.remove_image(result.image_id, force=False, noprune=False)
+    if not result.image_id:
+        return None
+    try:
+        api.remove_image(result.image_id, force=False, noprune=False)
+    except docker.errors.NotFound:
+        return None
+    except Exception as exc:  # the engine refused (a container uses it) or is gone
+        return " ".join(str(getattr(exc, "explanation", None) or exc).split())
+    return None

@@ -63,6 +63,8 @@ _STACK = (
 )
 
 PIP_RE = re.compile(r"^pip (?P<version>\S+) from ")
+# Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,16 +274,22 @@ def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
                 time=f"{result.duration:.3f}",
             )
             if not result.passed:
-                failure = ET.SubElement(case, "failure", message=result.message or "failed")
-                failure.text = f"argv: {list(result.argv)}\n{result.output}"
+                failure = ET.SubElement(case, "failure", message=_xml(result.message or "failed"))
+                failure.text = _xml(f"argv: {list(result.argv)}\n{result.output}")
             out = ET.SubElement(case, "system-out")
-            out.text = result.output
+            out.text = _xml(result.output)
         total += len(results)
         failures += sum(not r.passed for r in results)
     root.set("tests", str(total))
     root.set("failures", str(failures))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _xml(text: str) -> str:
+    """``text`` with what XML cannot hold written as ``\\xNN``: ElementTree would write it raw
+    and the file would not parse."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def verify_build(

@@ -233,6 +233,30 @@ def test_fail_fast_stops_scheduling_and_dry_run_builds_nothing(
     _assert_clean(clients)
 
 
+def test_fail_fast_starts_nothing_when_a_host_is_refused_first(
+    engines: dict[str, eng.Engine],
+    clients: dict[str, Any],
+    standin_python_version: str,
+    standin_pip_version: str,
+    tmp_path: Path,
+) -> None:
+    builds = _workspace(
+        tmp_path,
+        engines,
+        standin_python_version,
+        standin_pip_version,
+        **{"1803": f"unix://{tmp_path}/no-engine-here.sock"},
+    )
+    result = _build(
+        tmp_path, "--build-arg", f"TOOLKIT_TEST={tmp_path.name}", "--no-verify", "--fail-fast"
+    )
+    assert result.returncode == 10, result.stdout + result.stderr
+    report = {r["id"]: r for r in json.loads((tmp_path / "build.json").read_text())["results"]}
+    by_release = {b.release.key: report[b.id]["result"] for b in builds}
+    assert by_release == {"1809": "not-run", "1803": "failed", "ltsc2016": "not-run"}
+    _assert_clean(clients)
+
+
 def test_verify_fails_clearly_when_the_image_is_not_the_version_it_claims(
     engines: dict[str, eng.Engine],
     clients: dict[str, Any],
@@ -316,7 +340,10 @@ def test_ctrl_c_cancels_the_running_builds_and_cleans_up(
     log = tmp_path / "logs" / f"{slow.id}.log"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and "Running in" in log.read_text().rpartition(eng.SLEEP_MARKER)[2]:
+        # Wait for the slow step's own container (without the marker, rpartition would give
+        # the whole log, and an earlier step's "Running in" would do).
+        text = log.read_text() if log.exists() else ""
+        if eng.SLEEP_MARKER in text and "Running in" in text.rpartition(eng.SLEEP_MARKER)[2]:
             break
         time.sleep(0.1)
     else:

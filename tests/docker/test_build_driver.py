@@ -7,6 +7,7 @@ are tagged with the mcr names and never pulled (``--pull never``, network ``none
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import io
 import shutil
@@ -234,7 +235,11 @@ def _others_built(summary: RunSummary, target: Build) -> None:
 def test_a_failing_run_fails_its_target_only_and_cleans_up(
     matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
 ) -> None:
-    marker = f"RUN Write-Host {eng.FAIL_MARKER} {tmp_path.name}"
+    # A step no earlier build has cached makes a layer of this build before the failing one.
+    marker = (
+        f"RUN Write-Host fresh-layer {tmp_path.name}\n"
+        f"RUN Write-Host {eng.FAIL_MARKER} {tmp_path.name}"
+    )
     summary, before, after, target = _one_fails(matrix, clients, tmp_path, "ltsc2016", marker)
     result = next(r for r in summary.results if r.build_id == target.id)
     assert result.outcome is Outcome.FAILED
@@ -243,17 +248,20 @@ def test_a_failing_run_fails_its_target_only_and_cleans_up(
     assert any(eng.FAIL_MARKER in line for line in result.tail)
     _others_built(summary, target)
     # The failed build's layers are gone: nothing new on its engine.
+    assert result.log_path is not None
+    assert "cleanup: removed image" in result.log_path.read_text()
     assert after["ltsc2016"] <= before["ltsc2016"]
     _assert_clean(clients)
 
 
+@pytest.mark.parametrize("release", ["1803", "1809"])  # 1809: the engine spoken to over TLS
 def test_a_deadline_cancels_its_target_only(
-    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path, release: str
 ) -> None:
     slow = f"RUN Write-Host {eng.SLEEP_MARKER}120 {tmp_path.name}"
     started = time.monotonic()
     summary, before, after, target = _one_fails(
-        matrix, clients, tmp_path, "1803", slow, timeout=8.0
+        matrix, clients, tmp_path, release, slow, timeout=8.0
     )
     elapsed = time.monotonic() - started
     result = next(r for r in summary.results if r.build_id == target.id)
@@ -263,7 +271,7 @@ def test_a_deadline_cancels_its_target_only(
     assert 8 <= result.duration < 30
     assert elapsed < 40
     _others_built(summary, target)
-    assert after["1803"] <= before["1803"]
+    assert after[release] <= before[release]
     _assert_clean(clients)
 
 
@@ -390,3 +398,96 @@ def test_jobs_per_host_bounds_the_builds_on_one_engine(
     assert [r.outcome for r in summary.results] == [Outcome.BUILT] * 3
     assert _peak(timeline.events) == jobs_per_host
     _assert_clean(clients)
+
+
+def test_a_missing_base_under_pull_never_names_target_and_host(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    root = _copy(matrix, tmp_path)
+    target = matrix[1][0]
+    dockerfile = root / "dockerfiles" / target.directory / "Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.write_text(text.replace(target.release.base_image, f"{eng.STANDIN_REPOSITORY}:nope"))
+    summary, _ = _run(_jobs(root, [target], clients), _settings(root), verify=False)
+    result = summary.results[0]
+    assert result.outcome is Outcome.FAILED
+    assert result.message is not None
+    assert result.message.startswith(f"{target.id} on engine-{target.release.key}: ")
+    assert "--pull never forbids pulling it" in result.message
+    _assert_clean(clients)
+
+
+def test_an_image_whose_verification_was_interrupted_is_not_kept(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C before its checks ran: the image was never verified, so a later run must build
+    and verify it again rather than skip it as unchanged."""
+    target = matrix[1][0]
+    api = clients[target.release.key].api
+    tag = f"test/interrupted:{tmp_path.name.lower()}"
+    dockerfile = f"FROM {target.release.base_image}\nLABEL {HASH_LABEL}={tmp_path.name}\n"
+    for _event in api.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True, pull=False
+    ):
+        pass
+    image_id = api.inspect_image(tag)["Id"]
+    job = _jobs(tmp_path, [target], clients)[0]
+    built = BuildResult(
+        build_id=target.id,
+        host=job.host,
+        isolation=None,
+        outcome=Outcome.BUILT,
+        duration=1.0,
+        image_id=image_id,
+        tags=(tag,),
+    )
+    interrupt = threading.Event()
+    interrupt.set()
+    result = make_verifier(_Recorder())(job, built, interrupt)
+    assert result.outcome is Outcome.CANCELLED
+    assert result.checks == ()
+    assert api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}) == []
+    assert api.images(filters={"reference": tag}) == []
+    _assert_clean(clients)
+
+
+def test_a_failed_image_that_cannot_be_removed_is_said_so(
+    matrix: tuple[Path, list[Build]], clients: dict[str, Any], tmp_path: Path
+) -> None:
+    """Verification failed, but a container (not the toolkit's) holds the image: it cannot be
+    removed, and the result must say so, since the next run would skip it as unchanged."""
+    target = matrix[1][0]
+    api = clients[target.release.key].api
+    tag = f"test/held:{tmp_path.name.lower()}"
+    dockerfile = f"FROM {target.release.base_image}\nLABEL {HASH_LABEL}={tmp_path.name}\n"
+    for _event in api.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True, pull=False
+    ):
+        pass
+    image_id = api.inspect_image(tag)["Id"]
+    holder = api.create_container(tag, command=["true"], network_disabled=True)["Id"]
+    try:
+        # versions.json of this target claims a pip the stand-in does not have: pip-version fails.
+        claims = dataclasses.replace(
+            target, line=dataclasses.replace(target.line, pip_version="0.0.1")
+        )
+        job = _jobs(tmp_path, [claims], clients)[0]
+        built = BuildResult(
+            build_id=target.id,
+            host=job.host,
+            isolation=None,
+            outcome=Outcome.BUILT,
+            duration=1.0,
+            image_id=image_id,
+            tags=(tag,),
+        )
+        result = make_verifier(_Recorder())(job, built, threading.Event())
+        assert result.outcome is Outcome.VERIFY_FAILED
+        assert result.message is not None
+        assert "1 of 6 checks failed: pip-version" in result.message
+        assert "; the image could not be removed (conflict: " in result.message
+        assert "the next run skips it as unchanged (--force rebuilds)" in result.message
+    finally:
+        api.remove_container(holder, force=True)
+        for leftover in api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}):
+            api.remove_image(leftover["Id"], force=True)
