@@ -28,7 +28,9 @@ def run_toolkit(
     """Run ``python -m toolkit`` as a user would, with this checkout's package first on the path."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLKIT_")}
     full_env["PYTHONPATH"] = str(REPO)
-    full_env.pop("GITHUB_ACTIONS", None)
+    # A test run on GitHub Actions must not write annotations or append to the real job summary.
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+        full_env.pop(name, None)
     if env:
         full_env.update(env)
     proc = subprocess.run(
