@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.etree import ElementTree
+
+from tests.doubles.loopback import LoopbackServer
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -112,23 +113,18 @@ class WinRMHostDouble:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._server = LoopbackServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/wsman"
+        return f"http://127.0.0.1:{self._server.port}/wsman"
 
     def __enter__(self) -> WinRMHostDouble:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     # --- the protocol ----------------------------------------------------------------------
 
