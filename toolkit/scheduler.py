@@ -45,6 +45,18 @@ class RunSummary:
         return [r for r in self.results if not r.outcome.ok]
 
 
+def _failed_early(job: BuildJob, why: str) -> BuildResult:
+    """The result of a job that failed before the driver could report on it."""
+    return BuildResult(
+        build_id=job.build.id,
+        host=job.host,
+        isolation=job.isolation,
+        outcome=Outcome.FAILED,
+        duration=0.0,
+        message=f"{job.build.id} on {job.host}: {why}",
+    )
+
+
 def run_builds(
     jobs: Sequence[BuildJob],
     settings: BuildSettings,
@@ -92,23 +104,9 @@ def run_builds(
                 if verifier is not None and result.outcome is Outcome.BUILT:
                     result = verifier(job, result, interrupt)
             except ToolkitError as exc:  # e.g. the log directory is not writable
-                result = BuildResult(
-                    build_id=job.build.id,
-                    host=job.host,
-                    isolation=job.isolation,
-                    outcome=Outcome.FAILED,
-                    duration=0.0,
-                    message=f"{job.build.id} on {job.host}: {exc.one_line()}",
-                )
+                result = _failed_early(job, exc.one_line())
             except Exception as exc:  # a bug must not take the other hosts down with it
-                result = BuildResult(
-                    build_id=job.build.id,
-                    host=job.host,
-                    isolation=job.isolation,
-                    outcome=Outcome.FAILED,
-                    duration=0.0,
-                    message=f"{job.build.id} on {job.host}: internal error: {exc!r}",
-                )
+                result = _failed_early(job, f"internal error: {exc!r}")
             observer.finished(result)
             with lock:
                 results[index] = result
