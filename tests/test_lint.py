@@ -165,3 +165,16 @@ def test_backtick_escape_directive_is_honoured(tmp_path: Path) -> None:
     (run,) = [i for i in parse_dockerfile(path) if i.cmd == "RUN"]
     assert run_script(lines, run, "`").text == run.value[0]
     assert lint_dockerfile(path, hadolint=False) == []
+
+
+def test_one_hadolint_run_puts_each_finding_on_its_own_file(workspace: Path) -> None:
+    d1803 = workspace / "dockerfiles/3.8-rc/windows/windowsservercore-1803/Dockerfile"
+    d1803.write_text(d1803.read_text().replace('CMD ["python"]', 'MAINTAINER x\nCMD ["python"]'))
+    result = run_toolkit("lint", cwd=workspace)
+    assert result.returncode == 1
+    hadolint_lines = [ln for ln in result.stderr.splitlines() if "[hadolint]" in ln]
+    assert len(hadolint_lines) == 1
+    assert hadolint_lines[0].startswith(
+        f"dockerfiles/3.8-rc/windows/windowsservercore-1803/Dockerfile:{line_of(d1803, 'MAINTAINER')}:"
+    )
+    assert "DL4000" in hadolint_lines[0]

@@ -144,14 +144,14 @@ def lint(
     ] = False,
 ) -> int:
     """Check the rendered Dockerfiles: BuildKit parse, PowerShell syntax, hadolint, sha256 policy."""
-    from toolkit.lint import Severity, lint_dockerfile
+    from toolkit.lint import Severity, lint_dockerfiles
     from toolkit.render import dockerfile_path
 
     _data, _every, chosen = _load(versions, selectors)
+    paths = [dockerfile_path(out, build) for build in chosen]
     errors = warnings = 0
-    for build in chosen:
-        path = dockerfile_path(out, build)
-        for finding in lint_dockerfile(path, hadolint=not no_hadolint):
+    for findings in lint_dockerfiles(paths, hadolint=not no_hadolint).values():
+        for finding in findings:
             typer.echo(finding.format(), err=finding.severity is Severity.ERROR)
             if finding.severity is Severity.ERROR:
                 errors += 1

@@ -74,25 +74,30 @@ class Finding:
 
 def lint_dockerfile(path: Path, *, hadolint: bool = True) -> list[Finding]:
     """Every finding for one Dockerfile, in line order."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [
-            _finding(
-                path,
-                1,
-                1,
-                Severity.ERROR,
-                "dockerfile",
-                f"cannot read: {exc.strerror}; run toolkit render",
-            )
+    return lint_dockerfiles([path], hadolint=hadolint)[path]
+
+
+def lint_dockerfiles(paths: Sequence[Path], *, hadolint: bool = True) -> dict[Path, list[Finding]]:
+    """Every finding for each Dockerfile, in line order; hadolint runs once for all of them,
+    over the files that parse."""
+    found: dict[Path, list[Finding]] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            message = f"cannot read: {exc.strerror}; run toolkit render"
+            found[path] = [_finding(path, 1, 1, Severity.ERROR, "dockerfile", message)]
+            continue
+        found[path] = lint_text(text, path)
+    if hadolint:
+        parsed = [
+            p
+            for p, findings in found.items()
+            if not any(f.check == "dockerfile" and f.severity is Severity.ERROR for f in findings)
         ]
-    findings = lint_text(text, path)
-    if hadolint and not any(
-        f.check == "dockerfile" and f.severity is Severity.ERROR for f in findings
-    ):
-        findings.extend(run_hadolint(path))
-    return sorted(findings, key=lambda f: (f.line, f.column, f.check))
+        for finding in run_hadolint(parsed):
+            found[finding.path].append(finding)
+    return {p: sorted(fs, key=lambda f: (f.line, f.column, f.check)) for p, fs in found.items()}
 
 
 def lint_text(text: str, path: Path) -> list[Finding]:
@@ -368,10 +373,13 @@ def hadolint_executable() -> str:
     return found
 
 
-def run_hadolint(path: Path, executable: str | None = None) -> list[Finding]:
+def run_hadolint(paths: Sequence[Path], executable: str | None = None) -> list[Finding]:
+    """hadolint's findings at warning level or above, for all ``paths`` in one process."""
+    if not paths:
+        return []
     exe = executable or hadolint_executable()
     proc = subprocess.run(
-        [exe, "--no-color", "--format", "json", "--failure-threshold", "warning", str(path)],
+        [exe, "--no-color", "--format", "json", "--failure-threshold", "warning", *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,
@@ -381,16 +389,9 @@ def run_hadolint(path: Path, executable: str | None = None) -> list[Finding]:
         results = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        return [
-            _finding(
-                path,
-                1,
-                1,
-                Severity.ERROR,
-                "hadolint",
-                f"hadolint failed: {detail[-1] if detail else proc.returncode}",
-            )
-        ]
+        why = f"hadolint failed: {detail[-1] if detail else proc.returncode}"
+        return [_finding(p, 1, 1, Severity.ERROR, "hadolint", why) for p in paths]
+    by_name = {str(p): p for p in paths}
     findings = []
     for item in results:
         level = str(item.get("level", "error"))
@@ -398,7 +399,7 @@ def run_hadolint(path: Path, executable: str | None = None) -> list[Finding]:
             continue
         findings.append(
             _finding(
-                path,
+                by_name.get(str(item.get("file")), paths[0]),
                 int(item.get("line", 1)),
                 int(item.get("column", 1)),
                 Severity.ERROR,
