@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import typer
 
@@ -32,10 +32,6 @@ APP_SETTINGS: dict[str, Any] = {
     "pretty_exceptions_enable": False,
     "rich_markup_mode": None,
 }
-
-
-class Finished(Protocol):
-    def failure(self) -> ToolkitError | None: ...
 
 
 @dataclass

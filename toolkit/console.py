@@ -9,25 +9,29 @@ table, the JSON report file and the ``$GITHUB_STEP_SUMMARY`` Markdown.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from toolkit.errors import OutputError
-from toolkit.results import BuildObserver, BuildResult
+
+if TYPE_CHECKING:  # the results types are not needed to print a render or a list
+    from toolkit.results import BuildObserver, BuildResult
 
 
-@dataclass
 class Console:
-    out: IO[str]
-    err: IO[str]
-    env: Mapping[str, str]
-    isatty: bool = False
+    """Where a command's output goes: ``out`` and ``err`` streams, and the environment that
+    decides the style (GitHub Actions, CI, a terminal)."""
+
+    def __init__(
+        self, out: IO[str], err: IO[str], env: Mapping[str, str], isatty: bool = False
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.env = env
+        self.isatty = isatty
 
     @classmethod
     def from_process(cls) -> Console:
@@ -57,6 +61,8 @@ class Console:
         self.err.write(f"{prefix}{message}\n")
 
     def json(self, document: Any) -> None:
+        import json
+
         self.echo(json.dumps(document, indent=2))
 
     def table(self, rows: Sequence[Sequence[str]], *, last_free: bool = False) -> None:
@@ -88,9 +94,6 @@ class Console:
             yield progress.GitHubReporter(self.out)
         else:
             yield progress.PlainReporter(self.out)
-
-    def progress_factory(self) -> AbstractContextManager[BuildObserver]:
-        return self.progress()
 
     def results(
         self, results: Sequence[BuildResult], report: Path | None, title: str, interrupted: bool

@@ -8,14 +8,20 @@ imports none. A new command is a module here exposing ``command`` and a row in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class CommandEntry:
-    name: str
-    module: str
-    summary: str
+    """One command: its name, the module defining ``command``, its one-line summary.
+
+    A plain class, not a dataclass: it is built on every start, and a dataclass costs as much
+    as a few modules' imports there (bench/render.py).
+    """
+
+    __slots__ = ("module", "name", "summary")
+
+    def __init__(self, name: str, module: str, summary: str) -> None:
+        self.name = name
+        self.module = module
+        self.summary = summary
 
 
 COMMANDS: tuple[CommandEntry, ...] = (
