@@ -7,6 +7,8 @@ defaults keep what they mean in one place. The host options come together as one
 
 from __future__ import annotations
 
+import math
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,10 +58,21 @@ HostOverrides = Annotated[
         show_default=False,
     ),
 ]
+
+
+class IsolationMode(StrEnum):
+    """``--isolation``: the choices are listed in the help (toolkit.preflight checks them)."""
+
+    process = "process"
+    hyperv = "hyperv"
+
+
 Isolation = Annotated[
-    str | None,
+    IsolationMode | None,
     typer.Option(
-        "--isolation", help="Force process or hyperv isolation (default: per host and image)."
+        "--isolation",
+        help="Force process or hyperv isolation (default: per host and image).",
+        show_default=False,
     ),
 ]
 NoPreflight = Annotated[
@@ -71,18 +84,50 @@ NoPreflight = Annotated[
 ]
 
 
+def _number_of_seconds(text: str, *, zero: bool) -> float:
+    """``text`` as seconds: finite, more than 0 (or 0 when ``zero``), at most a month
+    (toolkit.cancel.MAX_TIMEOUT). inf or 1e300 would overflow the socket and thread timeouts
+    they end up in (an OverflowError traceback), nan would pass every comparison."""
+    from toolkit.cancel import MAX_TIMEOUT
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    low = "0 or more" if zero else "more than 0"
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0) and value <= MAX_TIMEOUT):
+        raise typer.BadParameter(
+            f"{str(text)[:40]!r} is not a number of seconds: use {low}, "
+            f"at most {MAX_TIMEOUT:.0f} (30 days)"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds, at most 30 days (option parser)."""
+    return _number_of_seconds(text, zero=False)
+
+
+def seconds_or_zero(text: str) -> float:
+    """Like :func:`seconds`, also 0 (a backoff, a retry time)."""
+    return _number_of_seconds(text, zero=True)
+
+
 def selectors(given: list[str] | None) -> tuple[str, ...]:
     return tuple(given or ())
 
 
 def host_selection(
-    hosts: Path | None, overrides: list[str] | None, isolation: str | None, no_preflight: bool
+    hosts: Path | None,
+    overrides: list[str] | None,
+    isolation: IsolationMode | str | None,
+    no_preflight: bool,
 ) -> HostSelection:
     from toolkit.hosts import HostSelection
 
     return HostSelection(
         path=hosts,
         overrides=tuple(overrides or ()),
-        isolation=isolation,
+        isolation=isolation.value if isinstance(isolation, IsolationMode) else isolation,
         preflight=not no_preflight,
     )
