@@ -117,6 +117,7 @@ def _run(args: list[str]) -> int:
 
     try:
         result = build_app(args)(args=args, prog_name="toolkit", standalone_mode=False)
+        sys.stdout.flush()  # output that cannot be written fails the run here, whatever it was
     except ToolkitError as exc:
         if STATE.debug and not isinstance(exc, Interrupted):
             raise

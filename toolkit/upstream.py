@@ -99,9 +99,9 @@ def _of_line(version: str, major: int, minor: int) -> bool:
 
 
 def implausible(entries: Sequence[str], major: int, minor: int) -> list[str]:
-    """Entries (folders, installers, tarballs) of the line ``major.minor`` whose version is not
-    plausible (``3.8.99999999999999999999/``): passed over, and named in a note."""
-    found = []
+    """Versions of the line ``major.minor`` that entries (folders, installers, tarballs) name
+    but that are not plausible (``3.8.99999999999999999999``): passed over, named in a note."""
+    found: dict[str, None] = {}
     for entry in entries:
         for pattern in (FOLDER_RE, INSTALLER_RE, TARBALL_RE):
             match = pattern.match(entry)
@@ -109,8 +109,8 @@ def implausible(entries: Sequence[str], major: int, minor: int) -> list[str]:
                 continue
             version = match[1]
             if _of_line(version, major, minor) and not plausible(version):
-                found.append(entry)
-    return found
+                found[version] = None
+    return list(found)
 
 
 def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
@@ -149,7 +149,7 @@ class PythonChoice:
     def notes(self) -> list[str]:
         notes: list[str] = []
         if self.ignored:
-            shown = ", ".join(entry[:40] for entry in self.ignored[:3])
+            shown = ", ".join(version[:40] for version in dict.fromkeys(self.ignored[:3]))
             more = f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else ""
             notes.append(
                 f"{self.line.name}: passed over {shown}{more}: not a plausible version "
