@@ -47,7 +47,7 @@ def rename(new: str) -> Edit:
 
 def append_newline(*keys: str | int) -> Edit:
     def change(line: dict[str, Any]) -> None:
-        target = line
+        target: Any = line
         for key in keys[:-1]:
             target = target[key]
         target[keys[-1]] += "\n"

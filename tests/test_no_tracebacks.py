@@ -338,7 +338,8 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=12,
 )
-PATHS = [(), ("3.8-rc",), ("3.8-rc", "version"), ("3.8-rc", "pip"), ("3.8-rc", "pip", "version")]
+PATHS: list[tuple[str | int, ...]] = [(), ("3.8-rc",), ("3.8-rc", "version"), ("3.8-rc", "pip")]
+PATHS += [("3.8-rc", "pip", "version")]
 PATHS += [("3.8-rc", "get-pip", "url"), ("3.8-rc", "get-pip", "sha256"), ("3.8-rc", "variants")]
 PATHS += [("3.8-rc", "variants", 0), ("3.8-rc", "checksums"), ("3.8-rc", "extra")]
 
