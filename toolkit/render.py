@@ -212,13 +212,14 @@ def _existing(out: Path) -> list[Path]:
     """Dockerfiles already under ``out`` in the layout <line>/<os>/<variant>/Dockerfile.
 
     Nothing below ``out`` is followed through a symbolic link: a link on the layout's paths is
-    refused (see :func:`check_tree`), anything else is not render's business.
+    refused (see :func:`check_tree`), anything else is not render's business. (Strings and
+    ``os.scandir``, not pathlib: this runs on every render of a 50-file tree.)
     """
-    found: list[Path] = []
 
-    def walk(directory: Path, depth: int) -> Iterator[Path]:
+    def walk(directory: str, depth: int) -> Iterator[Path]:
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
@@ -226,22 +227,20 @@ def _existing(out: Path) -> list[Path]:
                 f"{directory}: cannot list: {exc.strerror}", hint="check the directory"
             ) from None
         for entry in entries:
-            path = directory / entry.name
             if depth == 3:
                 if entry.name == DOCKERFILE:
-                    _refuse_link(path, out)
-                    yield path
+                    if entry.is_symlink():
+                        _refuse_link(Path(entry.path), out)
+                    yield Path(entry.path)
                 continue
             if entry.is_symlink():
                 if entry.is_dir():  # a directory link the layout's paths would go through
-                    _refuse_link(path, out)
+                    _refuse_link(Path(entry.path), out)
                 continue
             if entry.is_dir(follow_symlinks=False):
-                yield from walk(path, depth + 1)
+                yield from walk(entry.path, depth + 1)
 
-    if out.is_dir():
-        found.extend(walk(out, 0))
-    return found
+    return list(walk(os.fspath(out), 0)) if out.is_dir() else []
 
 
 def _refuse_link(path: Path, out: Path) -> None:
@@ -264,19 +263,25 @@ def _stale_id(out: Path, path: Path) -> str:
     return f"{line}-{variant}"
 
 
-def check_tree(out: Path, paths: Sequence[Path]) -> None:
+def check_tree(out: Path, relatives: Sequence[str]) -> None:
     """Refuse (OutputError) when a path render would read, write or remove goes through a
-    symbolic link below ``out`` (``out`` itself may be one).
+    symbolic link below ``out`` (``out`` itself may be one). ``relatives`` are those paths
+    relative to ``out``, ``/``-separated (``3.8-rc/windows/windowsservercore-1809/Dockerfile``).
 
     A link out of the tree would have render write, delete "stale" files and (``--check``)
     print files elsewhere; a link within it would have two directories of the layout be one,
     and a stale one's removal delete a file just written. Neither is what anyone means.
     """
-    for path in paths:
-        current = out
-        for part in path.relative_to(out).parts:
-            current = current / part
-            _refuse_link(current, out)
+    root = os.fspath(out)
+    seen: set[str] = set()
+    for relative in relatives:
+        current = root
+        for part in relative.split("/"):
+            current = os.path.join(current, part)
+            if current not in seen:  # the line and os directories are shared by many
+                seen.add(current)
+                if os.path.islink(current):
+                    _refuse_link(Path(current), out)
 
 
 def plan_render(
@@ -292,7 +297,7 @@ def plan_render(
     identifier matches them are considered.
     """
     states: list[FileState] = []
-    check_tree(out, [dockerfile_path(out, b) for b in selected])
+    check_tree(out, [f"{b.directory}/{DOCKERFILE}" for b in selected])
     for build in selected:
         path = dockerfile_path(out, build)
         new = render_dockerfile(env, build)
