@@ -314,6 +314,7 @@ def resolve_updates(
     """
     existing = {line.name: line for line in current.lines}
     for name in lines:
+        LineName.parse(name)  # a name that is no line at all is named as such (and cut short)
         if name not in existing:
             hint = did_you_mean(name, existing, otherwise=f"add it with --add {name}")
             raise ConfigError(f"{current.path}: no line {name!r}", hint=hint)
