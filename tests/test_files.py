@@ -142,3 +142,70 @@ def test_reading_keeps_path_read_texts_newlines(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"a\r\nb\rc\n")
     assert read_text(path) == path.read_text(encoding="utf-8") == "a\nb\nc\n"
+
+
+# -- a real Ctrl-C while files are replaced ------------------------------------------------------
+
+WRITER = """
+import sys
+from pathlib import Path
+import toolkit.files as files
+
+root, count, phase = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+commit, stage = files._commit, files._stage
+
+def announce_commit(*args, **kwargs):
+    print("commit", flush=True)  # signals are held from here on
+    return commit(*args, **kwargs)
+
+staged = []
+def announce_stage(*args, **kwargs):
+    staged.append(1)
+    if len(staged) == count // 2:
+        print("stage", flush=True)
+    return stage(*args, **kwargs)
+
+if phase == "commit":
+    files._commit = announce_commit
+else:
+    files._stage = announce_stage
+try:
+    files.write_files([(root / f"f{i:05d}", "new\\n") for i in range(count)], durable=False)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("phase", ["commit", "stage"])
+def test_ctrl_c_while_writing_never_leaves_some_files_new_and_others_old(
+    tmp_path: Path, phase: str
+) -> None:
+    """SIGINT (a real one, to the writing process) in the middle of the renames is held until
+    they are done, then delivered; in the middle of staging it stops the write at once. Either
+    way every file is old or every file is new, and nothing is left behind."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    count = 4000
+    for i in range(count):
+        (tmp_path / f"f{i:05d}").write_text("old\n")
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path), str(count), phase],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"{phase}\n"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(60) == 130
+    assert rest == "interrupted\n"
+    contents = {(tmp_path / f"f{i:05d}").read_text() for i in range(count)}
+    assert contents == ({"new\n"} if phase == "commit" else {"old\n"})
+    assert leftovers(tmp_path) == []

@@ -12,9 +12,13 @@ build reports, JUnit files). It is a transaction over several files:
 2. targets are then replaced (and files to remove moved aside) one by one, each existing one
    kept first as a backup (a hard link, or a copy where links are not possible);
 3. on any failure in step 2 (a file made immutable with ``chattr +i``, a file held open on
-   Windows, a full disk, Ctrl-C) every file already replaced, created or removed is restored
-   from its backup, and the error says so;
+   Windows, a full disk) every file already replaced, created or removed is restored from its
+   backup, and the error says so;
 4. only when every step succeeded are the backups deleted.
+
+Ctrl-C (SIGINT) and SIGTERM arriving during steps 2-4, which take a few renames, are held back
+until the step is done (committed, or rolled back) and then delivered: an interrupt never
+leaves some files new and others old. During staging they act at once (nothing is changed).
 
 A symbolic link among the targets is written through: its target file is replaced and the link
 stays (``versions.json`` may be a link into another directory). Whether a link may be written
@@ -25,9 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from toolkit.errors import OutputError
 
@@ -265,6 +272,29 @@ def _rollback(changes: Sequence[_Change]) -> list[str]:
     return kept
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs, then deliver them (to the handlers
+    in place before). Only the main thread can set handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        handler = signal.getsignal(sig) if sig is not None else None
+        if sig is None or handler is None:  # no signal, or a handler set outside Python
+            continue
+        saved[sig] = signal.signal(sig, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
 def write_files(
     files: Sequence[tuple[Path, str]],
     *,
@@ -278,7 +308,7 @@ def write_files(
     OutputError says so (or names the files that could not be restored, and where their previous
     content is). ``durable`` flushes each new file to disk before it replaces its target (worth
     it for hand-kept data such as versions.json; generated Dockerfiles can be rendered again).
-    A KeyboardInterrupt is rolled back the same way, then raised again.
+    Ctrl-C and SIGTERM wait for the replacing to end (see the module's docstring).
     """
     changes = [_Change(path=p, target=_target(p), text=t) for p, t in files]
     changes += [_Change(path=p, target=_target(p), text=None) for p in remove]
@@ -290,6 +320,11 @@ def write_files(
     except BaseException:
         _tidy(changes, made)
         raise
+    with _signals_held():
+        _commit(changes, made)
+
+
+def _commit(changes: Sequence[_Change], made: Sequence[Path]) -> None:
     failed: _Change | None = None
     try:
         for change in changes:
