@@ -482,6 +482,11 @@ def test_an_unwritable_step_summary_is_a_one_line_output_error(tmp_path: Path) -
     console = Console(io.StringIO(), io.StringIO(), env)
     with pytest.raises(OutputError, match=r"\(\$GITHUB_STEP_SUMMARY\): cannot append"):
         console.results(RESULTS, None, "toolkit build", False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody reads it: opening it to append would block forever
+    console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(fifo)})
+    with pytest.raises(OutputError, match=r"cannot append the summary: not a regular file"):
+        console.results(RESULTS, None, "toolkit build", False)
     summary = tmp_path / "summary.md"
     console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(summary)})
     console.results(RESULTS, None, "toolkit build", False)

@@ -22,6 +22,21 @@ if TYPE_CHECKING:  # the results types are not needed to print a render or a lis
     from toolkit.results import BuildObserver, BuildResult
 
 
+def _append(path: str, text: str) -> None:
+    """Append ``text`` to the regular file ``path`` (created if missing). Opened without
+    blocking and refused unless a regular file: a FIFO there would block the run forever."""
+    import stat
+
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError("not a regular file")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags, 0o644)
+    with open(fd, "a", encoding="utf-8", closefd=True) as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+            raise OSError("not a regular file")
+        handle.write(text)
+
+
 class GuardedStream(io.TextIOBase):
     """A standard stream whose failures are one-line errors.
 
@@ -177,8 +192,7 @@ class Console:
         step_summary = self.env.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(progress.summary_markdown(results, title) + "\n")
+                _append(step_summary, progress.summary_markdown(results, title) + "\n")
             except OSError as exc:
                 raise OutputError(
                     f"{step_summary} ($GITHUB_STEP_SUMMARY): cannot append the summary: "
