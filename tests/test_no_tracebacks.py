@@ -187,10 +187,13 @@ def test_lint_of_20000_nested_parentheses(workspace: Path) -> None:
 # -- standard output that cannot be written ------------------------------------------------------
 
 
-def run_with_stdout(ws: Path, args: list[str], how: str) -> subprocess.CompletedProcess[str]:
+def run_with_stdout(
+    ws: Path, args: list[str], how: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The CLI with its stdout on /dev/full, closed, or a pipe whose reader is gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLKIT_", "GITHUB_"))}
     env["PYTHONPATH"] = str(REPO)
+    env.update(extra or {})
     argv = [sys.executable, "-m", "toolkit", *args]
     common: dict[str, Any] = {"cwd": ws, "env": env, "stderr": subprocess.PIPE, "text": True}
     if how == "full":
@@ -369,3 +372,16 @@ def test_any_versions_json_ends_in_an_exit_code_of_the_table(
     with inside(workspace):
         args = [command, "--check"] if command == "render" else [command]
         assert_clean(*run_in_process(args))
+
+
+def test_bump_to_a_full_disk(workspace: Path) -> None:
+    from tests.bump_upstream import PythonOrg, Upstream, publish_github, publish_pypi, running
+
+    with running(Upstream()) as upstream:
+        PythonOrg().release("3.8.0rc1").release("3.8.0rc2").publish(upstream)
+        publish_pypi(upstream)
+        publish_github(upstream)
+        proc = run_with_stdout(workspace, ["bump", "--dry-run"], "full", upstream.env())
+    assert proc.returncode == 5, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: standard output: cannot write: No space left on device" in proc.stderr
