@@ -336,9 +336,13 @@ def test_any_arguments_end_in_an_exit_code_of_the_table(workspace: Path, args: l
         assert_clean(*run_in_process(args))
 
 
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner)
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    _containers,
     max_leaves=12,
 )
 PATHS: list[tuple[str | int, ...]] = [(), ("3.8-rc",), ("3.8-rc", "version"), ("3.8-rc", "pip")]
