@@ -92,3 +92,7 @@ class RegistryError(ToolkitError):
 
 class RegistryNotFoundError(RegistryError):
     """A manifest, tag or blob the command needs is not in the registry."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry stopped answering (connection errors or 5xx after every retry)."""

@@ -41,7 +41,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from toolkit.credentials import Credential, CredentialSource, NoCredentials
-from toolkit.errors import RegistryError, RegistryNotFoundError
+from toolkit.errors import RegistryError, RegistryNotFoundError, RegistryUnavailableError
 from toolkit.hosts import describe_error, is_loopback
 from toolkit.references import (
     Reference,
@@ -426,9 +426,8 @@ class RegistryClient:
                 return response
             last = f"{response.status_code} {response.reason}{self._registry_says(response)}"
             response.close()
-        raise self._error(
-            repository,
-            reference,
+        raise RegistryUnavailableError(
+            f"{self._where(repository, reference)}: "
             f"{method} failed after {self._retry.attempts} attempts: {last}",
             hint="the registry is down or overloaded; run the command again later",
         )
