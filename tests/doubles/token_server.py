@@ -126,7 +126,9 @@ class TokenServerDouble:
                     granted = wanted if user else [a for a in wanted if a == "pull"]
                     access.append({"type": kind, "name": name, "actions": granted})
                 service = (query.get("service") or [SERVICE])[0]
-                token = double.issue(user if isinstance(user, str) else "anonymous", access, service)
+                token = double.issue(
+                    user if isinstance(user, str) else "anonymous", access, service
+                )
                 self._answer(200, {"token": token, "access_token": token, "expires_in": 300})
 
             def _answer(self, status: int, document: object) -> None:
