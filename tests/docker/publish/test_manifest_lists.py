@@ -26,7 +26,14 @@ from toolkit.publish import (
     plan_shared_tags,
     publish_lists,
 )
-from toolkit.registry import MANIFEST_LIST_V2, OCI_INDEX, RegistryClient, RetryPolicy
+from toolkit.registry import (
+    FOREIGN_LAYER,
+    MANIFEST_LIST_V2,
+    MANIFEST_V2,
+    OCI_INDEX,
+    RegistryClient,
+    RetryPolicy,
+)
 from toolkit.versions import load_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=10)
@@ -84,7 +91,7 @@ def test_lists_equal_the_seed(plain_registry: regs.RunningRegistry, repo: str) -
                 assert entry["mediaType"] == image.media_type
                 assert entry["size"] == len(image.body)
                 foreign = image.json()["layers"][0]
-                assert foreign["mediaType"] == regs.FOREIGN_LAYER
+                assert foreign["mediaType"] == FOREIGN_LAYER
                 assert foreign["urls"][0].startswith("https://mcr.microsoft.com/")
 
 
@@ -211,7 +218,7 @@ def test_per_release_tag_that_is_not_an_image(
             config = client.put_blob(repo, b'{"architecture": "amd64"}')
             bare = {
                 "schemaVersion": 2,
-                "mediaType": regs.MANIFEST_V2,
+                "mediaType": MANIFEST_V2,
                 "config": {
                     "mediaType": "application/vnd.docker.container.image.v1+json",
                     "size": 25,
@@ -220,7 +227,7 @@ def test_per_release_tag_that_is_not_an_image(
                 "layers": [],
             }
             client.put_manifest(
-                repo, "3.8.0rc1-windowsservercore-1809", json.dumps(bare).encode(), regs.MANIFEST_V2
+                repo, "3.8.0rc1-windowsservercore-1809", json.dumps(bare).encode(), MANIFEST_V2
             )
             expected = (
                 "tag 3.8.0rc1-windowsservercore-1809: the image config has no os/architecture"
