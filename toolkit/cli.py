@@ -730,6 +730,18 @@ def verify(
     return VerifyFailedError.exit_code if failed else 0
 
 
+# Issue 9's commands live in toolkit/commands/ (the shape of issue 7's command layer).
+def _register_publish_commands() -> None:
+    from toolkit.commands.library import library
+    from toolkit.commands.manifest import manifest
+
+    app.command("manifest")(manifest)
+    app.command("library")(library)
+
+
+_register_publish_commands()
+
+
 def _key_values(items: list[str], flag: str) -> dict[str, str]:
     from toolkit.errors import ConfigError
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.errors import RegistryError, RegistryNotFoundError, RegistryUnavailableError
+from toolkit.errors import RegistryError, RegistryNotFoundError
 from toolkit.matrix import Build
 from toolkit.registry import (
     IMAGE_MANIFESTS,
@@ -118,19 +118,25 @@ class ListResult:
         }
 
 
-def plan_shared_tags(builds: Sequence[Build]) -> list[SharedTag]:
-    """Every shared tag of ``builds``, in first-seen order; members in ascending Windows build.
+def plan_shared_tags(
+    every: Sequence[Build], selected: Sequence[Build] | None = None
+) -> list[SharedTag]:
+    """The shared tags of ``selected`` (default: all), in first-seen order.
 
-    A member is backed by its build's first (most specific) per-release tag.
+    Members always come from the whole matrix ``every``: selecting ``3.8-rc-*-1809`` publishes
+    the 3.8-rc shared tags with all their releases, never a list cut down to 1809. Members are
+    in ascending Windows build, each backed by its build's first (most specific) tag.
     """
     members: dict[str, list[tuple[int, Member]]] = {}
-    for build in builds:
+    for build in every:
         member = Member(build.id, build.release.key, build.tags[0])
         for tag in build.shared_tags:
             members.setdefault(tag, []).append((build.release.build, member))
+    wanted = {t for b in (every if selected is None else selected) for t in b.shared_tags}
     return [
         SharedTag(tag, tuple(m for _, m in sorted(found, key=lambda x: x[0])))
         for tag, found in members.items()
+        if tag in wanted
     ]
 
 
@@ -167,19 +173,32 @@ def same_entries(current: Any, media_type: str, entries: Sequence[Entry]) -> boo
     return sorted(_entry_key(x) for x in listed) == sorted(_entry_key(e.record()) for e in entries)
 
 
+class EntryError(RegistryError):
+    """A per-release image that cannot be an entry (a list itself, no config, no platform).
+
+    It fails the shared tags that need it; any other registry error ends the run.
+    """
+
+
 class _Resolver:
     """Per-release tag -> Entry (or None when absent), each tag and config read once."""
 
     def __init__(self, client: RegistryClient, repository: str) -> None:
         self._client = client
         self._repository = repository
-        self._entries: dict[str, Entry | None] = {}
+        self._entries: dict[str, Entry | EntryError | None] = {}
         self._configs: dict[str, Platform] = {}
 
     def entry(self, tag: str) -> Entry | None:
         if tag not in self._entries:
-            self._entries[tag] = self._resolve(tag)
-        return self._entries[tag]
+            try:
+                self._entries[tag] = self._resolve(tag)
+            except EntryError as exc:
+                self._entries[tag] = exc
+        found = self._entries[tag]
+        if isinstance(found, EntryError):
+            raise found
+        return found
 
     def _resolve(self, tag: str) -> Entry | None:
         try:
@@ -188,17 +207,17 @@ class _Resolver:
             return None
         where = f"registry {self._client.registry}, repository {self._repository}, tag {tag}"
         if fetched.media_type in INDEX_TYPES:
-            raise RegistryError(
+            raise EntryError(
                 f"{where}: is a manifest list, not one image",
                 hint="push the per-release image again (toolkit push)",
             )
         if fetched.media_type not in IMAGE_MANIFESTS:
-            raise RegistryError(f"{where}: unsupported manifest type {fetched.media_type!r}")
+            raise EntryError(f"{where}: unsupported manifest type {fetched.media_type!r}")
         try:
             config = fetched.json()["config"]
             config_digest = str(config["digest"])
         except (ValueError, KeyError, TypeError):
-            raise RegistryError(f"{where}: the manifest names no config blob") from None
+            raise EntryError(f"{where}: the manifest names no config blob") from None
         if config_digest not in self._configs:
             self._configs[config_digest] = _platform(
                 self._client.get_blob(self._repository, config_digest), where
@@ -217,9 +236,9 @@ def _platform(blob: bytes, where: str) -> Platform:
         config = json.loads(blob)
         os_name, arch = config["os"], config["architecture"]
     except (ValueError, KeyError, TypeError):
-        raise RegistryError(f"{where}: the image config has no os/architecture") from None
+        raise EntryError(f"{where}: the image config has no os/architecture") from None
     if not isinstance(os_name, str) or not isinstance(arch, str) or not os_name or not arch:
-        raise RegistryError(f"{where}: the image config has no os/architecture")
+        raise EntryError(f"{where}: the image config has no os/architecture")
     version = config.get("os.version")
     variant = config.get("variant")
     return Platform(
@@ -242,17 +261,17 @@ def publish_lists(
     """Make each shared tag's list in ``repository`` equal its members' images.
 
     A shared tag with absent members fails (nothing written for it) unless ``allow_partial``,
-    which publishes the present ones and names the absent. Failures of one tag do not stop the
-    others; a registry that stops answering (:class:`RegistryUnavailableError`) does.
+    which publishes the present ones and names the absent. A problem with one image
+    (:class:`EntryError`) fails the tags that need it; any other registry error (refused
+    credentials, a registry that stops answering) ends the run: the lists written so far are
+    complete, and a re-run picks up where it stopped.
     """
     resolver = _Resolver(client, repository)
     results: list[ListResult] = []
     for item in shared:
         try:
             result = _publish_one(client, repository, item, resolver, allow_partial, dry_run)
-        except RegistryUnavailableError:
-            raise
-        except RegistryError as exc:
+        except EntryError as exc:
             result = ListResult(item.tag, FAILED, None, (), (), exc.one_line())
         results.append(result)
         if on_result is not None:
@@ -274,7 +293,7 @@ def _publish_one(
     where = f"registry {client.registry}, repository {repository}, tag {item.tag}"
     if missing and (not allow_partial or not entries):
         absent = ", ".join(missing)
-        hint = "push them first (toolkit push)"
+        hint = "push them first with toolkit push"
         if entries:
             hint += ", or pass --allow-partial to publish the others"
         return ListResult(
