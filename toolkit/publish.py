@@ -17,8 +17,10 @@ Two steps, both plain values in and out:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ from toolkit.registry import (
     MANIFEST_LIST_V2,
     OCI_INDEX,
     OCI_MANIFEST,
+    Fetched,
     RegistryClient,
 )
 
@@ -189,6 +192,10 @@ class _Resolver:
         self._entries: dict[str, Entry | EntryError | None] = {}
         self._configs: dict[str, Platform] = {}
 
+    def warm(self, tag: str) -> None:
+        with contextlib.suppress(EntryError):
+            self.entry(tag)
+
     def entry(self, tag: str) -> Entry | None:
         if tag not in self._entries:
             try:
@@ -231,6 +238,13 @@ class _Resolver:
         )
 
 
+def _current(client: RegistryClient, repository: str, tag: str) -> Fetched | None:
+    try:
+        return client.get_manifest(repository, tag)
+    except RegistryNotFoundError:
+        return None
+
+
 def _platform(blob: bytes, where: str) -> Platform:
     try:
         config = json.loads(blob)
@@ -257,6 +271,7 @@ def publish_lists(
     allow_partial: bool = False,
     dry_run: bool = False,
     on_result: Callable[[ListResult], None] | None = None,
+    jobs: int = 8,
 ) -> list[ListResult]:
     """Make each shared tag's list in ``repository`` equal its members' images.
 
@@ -267,10 +282,22 @@ def publish_lists(
     complete, and a re-run picks up where it stopped.
     """
     resolver = _Resolver(client, repository)
+    tags = [s.tag for s in shared]
+    # The reads are independent: images and current lists are fetched ``jobs`` at a time
+    # (bench/publish.py: a no-op over 28 shared tags is mostly waiting on these round trips).
+    # The writes stay in plan order, one at a time.
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        unique = list(dict.fromkeys(m.tag for s in shared for m in s.members))
+        list(pool.map(resolver.warm, unique))
+        currents = dict(
+            zip(tags, pool.map(lambda t: _current(client, repository, t), tags), strict=True)
+        )
     results: list[ListResult] = []
     for item in shared:
         try:
-            result = _publish_one(client, repository, item, resolver, allow_partial, dry_run)
+            result = _publish_one(
+                client, repository, item, resolver, currents[item.tag], allow_partial, dry_run
+            )
         except EntryError as exc:
             result = ListResult(item.tag, FAILED, None, (), (), exc.one_line())
         results.append(result)
@@ -284,6 +311,7 @@ def _publish_one(
     repository: str,
     item: SharedTag,
     resolver: _Resolver,
+    current: Fetched | None,
     allow_partial: bool,
     dry_run: bool,
 ) -> ListResult:
@@ -318,10 +346,6 @@ def _publish_one(
             " (an engine could not choose; check the per-release images' os.version)",
         )
     media_type, body = list_document(entries)
-    try:
-        current: Any = client.get_manifest(repository, item.tag)
-    except RegistryNotFoundError:
-        current = None
     note = f"absent: {', '.join(missing)}" if missing else ""
     if current is not None:
         try:

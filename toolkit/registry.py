@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ class RegistryClient:
 
     ``actions`` is what tokens are asked for (``"pull"`` or ``"pull,push"``), so one token
     serves both the reads and the writes of a command. ``requests_made`` counts every HTTP
-    request sent (token requests and retries included).
+    request sent (token requests and retries included). Safe to share between threads: the
+    session's connection pool is, and logging in happens once, under a lock.
     """
 
     def __init__(
@@ -154,7 +156,17 @@ class RegistryClient:
         self._basic: str | None = None
         self._credential_looked_up = False
         self._credential: Credential | None = None
-        self.requests_made = 0
+        self._lock = threading.Lock()
+        self._auth_lock = threading.Lock()
+        self._requests_made = 0
+
+    @property
+    def requests_made(self) -> int:
+        return self._requests_made
+
+    def _count(self) -> None:
+        with self._lock:
+            self._requests_made += 1
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -339,10 +351,14 @@ class RegistryClient:
         # An upload's Location may be absolute or relative to the registry.
         url = path if path.startswith(("http://", "https://")) else self.url + path
         scope = f"repository:{repository}:{self._actions}" if repository else None
+        sent = self._headers(scope)
         response = self._send(method, url, headers, data, stream, scope, repository, reference)
         if response.status_code == 401:
             response.close()
-            self._authenticate(response, scope, repository, reference)
+            with self._auth_lock:
+                # Another thread may have logged in meanwhile: then just send again.
+                if self._headers(scope) == sent:
+                    self._authenticate(response, scope, repository, reference)
             response = self._send(method, url, headers, data, stream, scope, repository, reference)
             if response.status_code == 401:
                 response.close()
@@ -400,7 +416,7 @@ class RegistryClient:
             if attempt:
                 self._sleep(self._retry.delay(attempt - 1))
             merged = {**(headers or {}), **self._headers(scope)}
-            self.requests_made += 1
+            self._count()
             try:
                 response = self._session.request(
                     method,
@@ -511,7 +527,7 @@ class RegistryClient:
         for attempt in range(self._retry.attempts):
             if attempt:
                 self._sleep(self._retry.delay(attempt - 1))
-            self.requests_made += 1
+            self._count()
             try:
                 answer = self._session.request(
                     "POST" if form is not None else "GET",
