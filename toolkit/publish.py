@@ -121,6 +121,34 @@ class ListResult:
         }
 
 
+@dataclass(frozen=True)
+class ListRun:
+    """What ``toolkit manifest`` did: one result per shared tag, and the requests it took."""
+
+    repository: str
+    results: tuple[ListResult, ...]
+    requests: int
+    dry_run: bool = False
+
+    def failure(self) -> RegistryError | None:
+        failed = [r.tag for r in self.results if r.result == FAILED]
+        if not failed:
+            return None
+        return RegistryError(
+            f"{len(failed)} of {len(self.results)} shared tag(s) of {self.repository} not "
+            f"published: {', '.join(failed)}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "ok": self.failure() is None,
+            "repository": self.repository,
+            "dry_run": self.dry_run,
+            "requests": self.requests,
+            "results": [r.record() for r in self.results],
+        }
+
+
 def plan_shared_tags(
     every: Sequence[Build], selected: Sequence[Build] | None = None
 ) -> list[SharedTag]:

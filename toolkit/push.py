@@ -17,17 +17,24 @@ passed in; progress goes to ``on_progress``.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from toolkit.cancel import Canceller
 from toolkit.credentials import Credential
-from toolkit.errors import RegistryError
-from toolkit.hosts import describe_error
-from toolkit.matrix import Build
+from toolkit.errors import Interrupted, RegistryError, ToolkitError, describe_exception
+from toolkit.hosts import HostSelection
+from toolkit.matrix import Build, select_builds
+from toolkit.preflight import ClientSource, plan_targets
 from toolkit.references import Reference
 from toolkit.registry import RegistryClient
+from toolkit.results import BuildObserver, BuildResult, Outcome
+from toolkit.runner import run_targets
 
 PUSHED = "pushed"
 UNCHANGED = "unchanged"
@@ -129,12 +136,13 @@ def push_build(
     local_repo: str,
     credential: Credential | None,
     on_progress: Callable[[str], None] = lambda _text: None,
-    cancelled: Callable[[], bool] = lambda: False,
+    canceller: Canceller | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PushResult:
     """Tag ``local_repo:<tag>`` as ``destination:<tag>`` for each tag of ``build`` and push."""
     from docker.errors import APIError, DockerException, ImageNotFound
 
+    stop = canceller or Canceller()
     started = clock()
     target = f"{destination.registry}/{destination.repository}"
 
@@ -156,7 +164,7 @@ def push_build(
             NOT_BUILT, f"{source} is not on {host}; run toolkit build for {build.id} first"
         )
     except (APIError, DockerException, OSError) as exc:
-        return result(FAILED, f"{host}: {describe_error(exc)}")
+        return result(FAILED, f"{host}: {describe_exception(exc)}")
     known = _repo_digest(attrs, destination)
     if known is not None:
         on_progress("checking the registry")
@@ -171,24 +179,35 @@ def push_build(
     digests: dict[str, str] = {}
     try:
         for tag in build.tags:
-            if cancelled():
-                return result(CANCELLED, "interrupted before the push finished")
+            if stop.cancelled:
+                return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
             docker.api.tag(attrs["Id"], target, tag)
             progress = _Progress()
-            stream = docker.api.push(target, tag=tag, stream=True, decode=True, auth_config=auth)
+            _install_hook(docker.api)
+            _capture.canceller = stop
+            try:
+                stream = docker.api.push(
+                    target, tag=tag, stream=True, decode=True, auth_config=auth
+                )
+            finally:
+                _capture.canceller = None
             for event in stream:
                 progress.feed(event)
                 if event.get("id") and progress.layers:
                     on_progress(f"{tag}: {progress.done()}/{len(progress.layers)} layers")
-                if progress.error is not None or cancelled():
+                if progress.error is not None:
                     break
+            if stop.cancelled:
+                return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
             if progress.error is not None:
                 return result(FAILED, f"push of {target}:{tag} from {host}: {progress.error}")
             if progress.digest is None:
                 return result(FAILED, f"push of {target}:{tag} from {host} reported no digest")
             digests[tag] = progress.digest
     except (APIError, DockerException, OSError) as exc:
-        return result(FAILED, f"push of {target} from {host}: {describe_error(exc)}")
+        if stop.cancelled:
+            return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
+        return result(FAILED, f"push of {target} from {host}: {describe_exception(exc)}")
     if len(set(digests.values())) != 1:
         return result(FAILED, f"the tags of {build.id} were pushed as different digests")
     (digest,) = set(digests.values())
@@ -211,3 +230,189 @@ def push_build(
         layers=len(progress.layers),
         foreign_skipped=progress.foreign(),
     )
+
+
+# --- the run: every selected build through the runner ---------------------------------------
+
+_capture = threading.local()
+
+
+def _capture_push_response(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """Hand the streamed push response to this thread's canceller (Ctrl-C closes it)."""
+    canceller = getattr(_capture, "canceller", None)
+    if canceller is not None and response.request.path_url.split("?")[0].endswith("/push"):
+        canceller.attach(response)
+    return response
+
+
+def _install_hook(api: Any) -> None:
+    hooks = api.hooks.setdefault("response", [])
+    if _capture_push_response not in hooks:
+        hooks.append(_capture_push_response)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushRequest:
+    """Everything ``toolkit push`` was asked to do."""
+
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    hosts: HostSelection = field(default_factory=HostSelection)
+    local_repo: str = "python"
+    jobs_per_host: int = 1
+    fail_fast: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushRun:
+    destination: Reference
+    builds: tuple[Build, ...]
+    hosts: tuple[tuple[str, str], ...]  # (build id, host) in matrix order
+    results: tuple[PushResult, ...] = ()
+    interrupted: bool = False
+
+    def failure(self) -> ToolkitError | None:
+        if self.interrupted:
+            return Interrupted()
+        failed = [r for r in self.results if not r.ok]
+        if not failed:
+            return None
+        names = ", ".join(r.build_id for r in failed)
+        return RegistryError(
+            f"{len(failed)} of {len(self.results)} push(es) to {self.destination} failed: {names}"
+        )
+
+
+@dataclass(frozen=True)
+class PushJob:
+    build: Build
+    host: str
+    client: Any
+
+
+def as_build_result(result: PushResult) -> BuildResult:
+    """The shape the progress reporters and the summary table show."""
+    outcome = {
+        PUSHED: Outcome.PUSHED,
+        UNCHANGED: Outcome.UNCHANGED,
+        NOT_BUILT: Outcome.NOT_BUILT,
+        CANCELLED: Outcome.CANCELLED,
+        "not-run": Outcome.NOT_RUN,
+    }.get(result.outcome, Outcome.FAILED)
+    return BuildResult(
+        build_id=result.build_id,
+        host=result.host,
+        isolation=None,
+        outcome=outcome,
+        duration=result.duration,
+        image_id=result.digest,
+        tags=result.tags,
+        message=result.message or None,
+    )
+
+
+class PushWork:
+    """The runner's per-target work for ``push``."""
+
+    def __init__(
+        self,
+        registry: RegistryClient,
+        destination: Reference,
+        local_repo: str,
+        credential: Credential | None,
+        observer: BuildObserver,
+    ) -> None:
+        self._registry = registry
+        self._destination = destination
+        self._local_repo = local_repo
+        self._credential = credential
+        self._observer = observer
+
+    def host(self, job: PushJob) -> str:
+        return job.host
+
+    def run(self, job: PushJob, canceller: Canceller, interrupt: threading.Event) -> PushResult:
+        self._observer.started(job.build.id, job.host)
+        return push_build(
+            job.client,
+            self._registry,
+            job.build,
+            self._destination,
+            host=job.host,
+            local_repo=self._local_repo,
+            credential=self._credential,
+            on_progress=lambda text: self._observer.step(job.build.id, 0, 0, text),
+            canceller=canceller,
+        )
+
+    def failed(self, job: PushJob, why: str) -> PushResult:
+        return PushResult(build_id=job.build.id, host=job.host, outcome=FAILED, message=why)
+
+    def not_run(self, job: PushJob, why: str, interrupted: bool) -> PushResult:
+        outcome = CANCELLED if interrupted else "not-run"
+        return PushResult(build_id=job.build.id, host=job.host, outcome=outcome, message=why)
+
+    def still_running(self, job: PushJob) -> PushResult:
+        message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
+        return PushResult(build_id=job.build.id, host=job.host, outcome=CANCELLED, message=message)
+
+    def ok(self, result: PushResult) -> bool:
+        return result.ok
+
+    def finished(self, result: PushResult) -> None:
+        self._observer.finished(as_build_result(result))
+
+
+def run_push(
+    request: PushRequest,
+    env: Mapping[str, str],
+    clients: ClientSource,
+    registry: RegistryClient,
+    destination: Reference,
+    progress: Callable[[], AbstractContextManager[BuildObserver]],
+) -> PushRun:
+    """Place the builds on their hosts as ``build`` does, then push each from its engine."""
+    builds = select_builds(request.versions, request.selectors).chosen
+    selection = request.hosts
+    plan = plan_targets(
+        builds, selection.load(env), clients, selection.isolation, selection.preflight
+    )
+    hosts = tuple((a.build_id, a.host.name) for a in plan.assignments)
+    if request.dry_run:
+        return PushRun(destination=destination, builds=builds, hosts=hosts)
+    credential = registry.credential()
+    jobs = [PushJob(t.build, t.host, t.client) for t in plan.targets]
+    refused = [
+        PushResult(
+            build_id=a.build_id,
+            host=a.host.name,
+            outcome=FAILED,
+            message=f"{a.build_id}: {plan.refused[a.build_id].one_line()}",
+        )
+        for a in plan.assignments
+        if a.build_id in plan.refused
+    ]
+    with progress() as observer:
+        for result in refused:
+            observer.finished(as_build_result(result))
+        work = PushWork(registry, destination, request.local_repo, credential, observer)
+        summary = run_targets(
+            jobs,
+            work,
+            jobs_per_host=request.jobs_per_host,
+            fail_fast=request.fail_fast,
+            failed_before=bool(refused),
+        )
+    by_id = {r.build_id: r for r in (*summary.results, *refused)}
+    return PushRun(
+        destination=destination,
+        builds=builds,
+        hosts=hosts,
+        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        interrupted=summary.interrupted,
+    )
+
+
+def push_records(results: Sequence[PushResult]) -> list[dict[str, Any]]:
+    return [r.record() for r in results]

@@ -42,8 +42,13 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from toolkit.credentials import Credential, CredentialSource, NoCredentials
-from toolkit.errors import RegistryError, RegistryNotFoundError, RegistryUnavailableError
-from toolkit.hosts import describe_error, is_loopback
+from toolkit.errors import (
+    RegistryError,
+    RegistryNotFoundError,
+    RegistryUnavailableError,
+    describe_exception,
+)
+from toolkit.hosts import is_loopback
 from toolkit.references import (
     Reference,
     base_url,
@@ -119,6 +124,10 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 class RegistryClient:
     """One registry; a context manager closing its HTTP session.
 
@@ -146,9 +155,10 @@ class RegistryClient:
         self._verify: bool | str = str(ca) if ca is not None else True
         self._retry = retry or RetryPolicy()
         self._session = session_factory()
-        # Proxy variables and ~/.netrc are not consulted: netrc credentials would otherwise be
-        # sent to any registry that asks, and the CA must be ours alone (see the module doc).
-        self._session.trust_env = False
+        # Proxy variables still apply, ~/.netrc does not: requests would send its credentials to
+        # any registry, unasked (an auth set on the session turns that lookup off). The CA, when
+        # given, is passed with every request, which REQUESTS_CA_BUNDLE cannot override.
+        self._session.auth = _no_netrc
         self._session.headers["User-Agent"] = USER_AGENT
         self._actions = actions
         self._sleep = sleep
@@ -317,7 +327,7 @@ class RegistryClient:
                 chunks.append(chunk)
         except requests.RequestException as exc:
             raise self._error(
-                repository, reference, f"connection lost while reading: {describe_error(exc)}"
+                repository, reference, f"connection lost while reading: {describe_exception(exc)}"
             ) from None
         finally:
             response.close()
@@ -432,11 +442,11 @@ class RegistryClient:
                 raise self._error(
                     repository,
                     reference,
-                    describe_error(exc),
+                    describe_exception(exc),
                     hint="check the registry's certificate, or pass its CA with --registry-ca",
                 ) from None
             except requests.RequestException as exc:
-                last = describe_error(exc)
+                last = describe_exception(exc)
                 continue
             if response.status_code < 500:
                 return response
@@ -458,6 +468,10 @@ class RegistryClient:
             return ""
         text = " ".join(str(text).split())[:200]
         return f" ({text})" if text else ""
+
+    def credential(self) -> Credential | None:
+        """This registry's credentials from the source (looked up once), for the engine's push."""
+        return self._credential_for_registry()
 
     def _credential_for_registry(self) -> Credential | None:
         if not self._credential_looked_up:
@@ -539,10 +553,10 @@ class RegistryClient:
                 )
             except requests.exceptions.SSLError as exc:
                 raise self._error(
-                    repository, reference, f"token service: {describe_error(exc)}"
+                    repository, reference, f"token service: {describe_exception(exc)}"
                 ) from None
             except requests.RequestException as exc:
-                last = describe_error(exc)
+                last = describe_exception(exc)
                 continue
             if answer.status_code >= 500:
                 last = f"{answer.status_code} {answer.reason}"
