@@ -6,6 +6,8 @@ Fixtures:
     tls_registry    -> TLSRegistry: HTTPS on 127.0.0.1:5443 with htpasswd basic auth (session)
     token_registry  -> TokenRegistry: HTTP on 127.0.0.1:5002 with token auth through the token
                        service double (session)
+    basic_registry  -> TLSRegistry-like (ca None): plain HTTP on 127.0.0.1:5004 with htpasswd basic
+                       auth: loopback, so engines push to it over HTTP with credentials (session)
     fresh_registry  -> a new empty plain registry on 127.0.0.1:5003, for tests that kill it
     repo            -> a repository name unique to the test (``t<hex>/python``)
 """
@@ -29,6 +31,13 @@ from tests.doubles.token_server import ISSUER, SERVICE, TokenServerDouble
 class TLSRegistry:
     registry: regs.RunningRegistry
     ca: Path
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class BasicRegistry:
+    registry: regs.RunningRegistry
     user: str
     password: str
 
@@ -67,6 +76,17 @@ def tls_registry(_netns: eng.Netns, _publish_root: Path) -> Iterator[TLSRegistry
     auth = regs.htpasswd_auth(certs / "htpasswd", {user: password})
     registry = regs.make_registry(root, _netns, 5443, auth=auth, tls=(server.cert, server.key))
     yield TLSRegistry(registry, ca[0], user, password)
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(_netns: eng.Netns, _publish_root: Path) -> Iterator[BasicRegistry]:
+    root = _publish_root / "basic"
+    root.mkdir(parents=True, exist_ok=True)
+    user, password = "pusher", "bp-" + secrets.token_hex(12)
+    auth = regs.htpasswd_auth(root / "htpasswd", {user: password})
+    registry = regs.make_registry(root, _netns, 5004, auth=auth)
+    yield BasicRegistry(registry, user, password)
     registry.stop()
 
 
