@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO
 from tests.docker import registries as regs
 from tests.doubles.fault_proxy import Fault, FaultProxyDouble
-from toolkit.matrix import build_matrix
+from toolkit.matrix import Build, build_matrix
 from toolkit.publish import (
     CREATED,
     FAILED,
@@ -52,7 +52,7 @@ SHARED = [
 ]
 
 
-def _builds() -> list:  # type: ignore[type-arg]
+def _builds() -> list[Build]:
     return build_matrix(load_versions(REPO / "versions.json"))
 
 
