@@ -155,9 +155,10 @@ class RegistryClient:
         self._verify: bool | str = str(ca) if ca is not None else True
         self._retry = retry or RetryPolicy()
         self._session = session_factory()
-        # Proxy variables still apply, ~/.netrc does not: requests would send its credentials to
-        # any registry, unasked (an auth set on the session turns that lookup off). The CA, when
-        # given, is passed with every request, which REQUESTS_CA_BUNDLE cannot override.
+        # Proxy variables still apply; ~/.netrc does not (requests would otherwise add its entry
+        # for the registry's host to every request, unasked; an auth set on the session turns
+        # that lookup off). The CA, when given, goes with every request: REQUESTS_CA_BUNDLE
+        # cannot override a per-request CA path.
         self._session.auth = _no_netrc
         self._session.headers["User-Agent"] = USER_AGENT
         self._actions = actions
@@ -223,7 +224,11 @@ class RegistryClient:
             )
         except RegistryNotFoundError:
             return None
-        return response.headers.get("Docker-Content-Digest")
+        served = response.headers.get("Docker-Content-Digest")
+        if served:
+            return served
+        # Docker-Content-Digest is optional in the spec: then the digest of the bytes decides.
+        return self.get_manifest(repository, reference).digest
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Store ``body`` under ``reference`` (a tag or its digest); returns its digest."""
@@ -370,35 +375,34 @@ class RegistryClient:
                 if self._headers(scope) == sent:
                     self._authenticate(response, scope, repository, reference)
             response = self._send(method, url, headers, data, stream, scope, repository, reference)
-            if response.status_code == 401:
-                response.close()
-                raise self._error(
-                    repository,
-                    reference,
-                    f"{what}: unauthorized{self._registry_says(response)}",
-                    hint=f"the credentials for {self.registry} were refused; run docker login {self.registry}",
-                )
+        if response.status_code < 300:
+            return response
+        says = self._registry_says(response)  # read the error body before closing
+        response.close()
+        if response.status_code == 401:
+            raise self._error(
+                repository,
+                reference,
+                f"{what}: unauthorized{says}",
+                hint=f"the credentials for {self.registry} were refused; run docker login {self.registry}",
+            )
         if response.status_code == 404:
-            response.close()
             raise RegistryNotFoundError(
-                f"{self._where(repository, reference)}: {what} not found{self._registry_says(response)}"
+                f"{self._where(repository, reference)}: {what} not found{says}"
             )
         if response.status_code == 403:
-            response.close()
             raise self._error(
                 repository,
                 reference,
-                f"{what}: denied{self._registry_says(response)}",
+                f"{what}: denied{says}",
                 hint=f"the account has no {self._actions} access to {repository}",
             )
-        if response.status_code >= 300:
-            response.close()
-            raise self._error(
-                repository,
-                reference,
-                f"{what}: {method} answered {response.status_code} {response.reason}"
-                f"{self._registry_says(response)}",
-            )
+        raise self._error(
+            repository,
+            reference,
+            f"{what}: {method} answered {response.status_code} {response.reason}{says}",
+        )
+
         return response
 
     def _headers(self, scope: str | None) -> dict[str, str]:
