@@ -319,7 +319,7 @@ def run_script(host: WindowsServer, script: str) -> tuple[bytes, bytes, int]:
     probe = re.search(r"Probe='([^']+)'", script)
     if probe is None or CURRENT_VERSION not in script:
         word = script.split()[0] if script.split() else "?"
-        stderr = error_clixml(
+        unknown = error_clixml(
             f"The term '{word}' is not recognized as the name of a cmdlet, function, script "
             "file, or operable program. Check the spelling of the name, or if a path was "
             "included, verify that the path is correct and try again.",
@@ -327,7 +327,7 @@ def run_script(host: WindowsServer, script: str) -> tuple[bytes, bytes, int]:
             f"ObjectNotFound: ({word}:String) [], CommandNotFoundException",
             "CommandNotFoundException",
         )
-        return b"", stderr.encode(), 1
+        return b"", unknown.encode(), 1
     quiet = "$ProgressPreference='SilentlyContinue'" in script
     stderr = b"" if quiet else progress_clixml().encode()
     if host.fail_with is not None:
