@@ -297,6 +297,7 @@ def test_plain_http_with_ntlm_insists_on_message_encryption(tmp_path: Path) -> N
 )
 def test_endpoint_must_reach_the_host_that_was_checked(url: str, tmp_path: Path) -> None:
     """No URL passes the loopback check and then sends credentials elsewhere in the clear."""
+
     def configure_and_open() -> None:
         spec = parse_winrm_table(
             {"endpoint": url, "transport": "basic", "user": "u"},
