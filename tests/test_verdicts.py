@@ -136,7 +136,7 @@ def test_plain_tcp_listener() -> None:
     assert "127.0.0.1:2375, [::1]:2375" in verdict.message
     half = replace(plain, daemon_config={"tls": True})
     assert "TLS without tlsverify" in _one(judge(half, []), "tls").message
-    flag = replace(plain, docker_command=plain.docker_command + " --tlsverify")
+    flag = replace(plain, docker_command=f"{plain.docker_command} --tlsverify")
     assert _one(judge(flag, []), "tls").status == PASS
     unknown = replace(plain, daemon_config_error="Access to the path 'x' is denied.")
     assert _one(judge(unknown, []), "tls").status == WARN

@@ -41,7 +41,9 @@ def test_defaults_follow_the_docker_host(tmp_path: Path) -> None:
     assert (spec.transport, spec.user, spec.password_env) == (
         "ntlm", "EXAMPLE\\builder", DEFAULT_PASSWORD_ENV
     )  # fmt: skip
-    assert spec.verify and spec.https and not spec.insecure
+    assert spec.verify
+    assert spec.https
+    assert not spec.insecure
     assert spec.exposures() == []
     assert spec.record()["verify"] is True
 
