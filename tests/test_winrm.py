@@ -342,3 +342,48 @@ def test_clixml_documents_and_plain_text_mixed() -> None:
     assert clixml_text("no markup at all\r\n") == "no markup at all"
     broken = "#< CLIXML\r\n<Objs><S S='Error'>unclosed</Objs>"
     assert "unclosed" in clixml_text(broken)
+
+
+# --- NTLM over plain HTTP --------------------------------------------------------------------
+
+
+def test_ntlm_over_http_seals_every_message(tmp_path: Path) -> None:
+    with WinRMHostDouble(auth="ntlm", password="ntlm-pw-7731") as double:
+        spec = _spec(double, tmp_path, transport="ntlm")
+        facts = inspect_windows_host(open_session(spec, Secret(double.password)), deadline=30)
+    assert facts.os_build == "17763.805"
+    soap = [body for body in double.raw_requests if body]
+    assert len(soap) == len(double.actions) == 6
+    for body in soap:
+        assert body.startswith(b"--Encrypted Boundary\r\n")
+        for plain in (b"Envelope", b"EncodedCommand", b"powershell", b"ntlm-pw-7731"):
+            assert plain not in body
+    assert all(b"ntlm-pw-7731" not in body for body in double.raw_requests)
+
+
+def test_ntlm_wrong_password(tmp_path: Path) -> None:
+    with WinRMHostDouble(auth="ntlm") as double:
+        spec = _spec(double, tmp_path, transport="ntlm")
+        error, _ = _timed(
+            lambda: inspect_windows_host(open_session(spec, Secret("not-it-0042")), deadline=30)
+        )
+    assert "rejected the credentials" in str(error)
+    assert "not-it-0042" not in str(error)
+
+
+def test_the_double_refuses_unsealed_messages_after_ntlm(tmp_path: Path) -> None:
+    """The double holds clients to AllowUnencrypted = false, as a default Windows host does."""
+    import winrm
+
+    with WinRMHostDouble(auth="ntlm") as double:
+        session = winrm.Session(
+            double.url,
+            auth=(double.username, double.password),
+            transport="ntlm",
+            message_encryption="never",
+            proxy=None,
+            ca_trust_path=None,
+        )
+        with pytest.raises(winrm.exceptions.WinRMTransportError) as caught:
+            session.protocol.open_shell()
+    assert caught.value.code == 400

@@ -8,8 +8,13 @@ timeout), Signal and Delete; every reply's ``RelatesTo`` is the request's ``Mess
 decodes ``powershell ... -EncodedCommand`` and answers as PowerShell on the configured
 :class:`~tests.doubles.windows_server.WindowsServer` would (see that module).
 
-Authentication: Basic (user and password), or with ``tls`` and ``auth="certificate"`` the
-client certificate (verified against ``client_ca``) with the WS-Management mutual-auth header.
+Authentication: Basic (user and password); ``auth="ntlm"``, NTLM through ``WWW-Authenticate:
+Negotiate`` on one kept-alive connection (pyspnego as the acceptor, the user in a file named by
+``NTLM_USER_FILE`` while the double runs), after which every message must come sealed in
+``multipart/encrypted`` as MS-WSMV 2.2.9.1.1 describes, as a host with ``AllowUnencrypted =
+false`` demands; or with ``tls`` and ``auth="certificate"`` the client certificate (verified
+against ``client_ca``) with the WS-Management mutual-auth header. ``raw_requests`` keeps every
+request body as it crossed the wire.
 Faults: ``timeouts_before_output`` operation timeouts, ``never_finish`` (only timeouts),
 ``stall`` (a Receive that is never answered), ``reply_delay`` (the first Receive answered that
 many seconds late); a wrong password gets 401.
@@ -18,7 +23,10 @@ many seconds late); a wrong password gets 401.
 from __future__ import annotations
 
 import base64
+import os
 import ssl
+import struct
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +50,8 @@ SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+BOUNDARY = b"--Encrypted Boundary"
+SPNEGO_ENCRYPTED = "application/HTTP-SPNEGO-session-encrypted"
 
 _ENVELOPE = (
     '<s:Envelope xml:lang="en-US" xmlns:s="{s}" xmlns:a="{a}" xmlns:x="{x}" xmlns:w="{w}" '
@@ -88,6 +98,7 @@ class WinRMHostDouble:
     commands: list[str] = field(default_factory=list)
     shell_options: list[dict[str, str]] = field(default_factory=list)
     open_shells: set[str] = field(default_factory=set)
+    raw_requests: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._commands: dict[str, tuple[bytes, bytes, int]] = {}
@@ -97,6 +108,9 @@ class WinRMHostDouble:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # NTLM authenticates a connection, not a request
+            ntlm: Any = None
+
             def setup(self) -> None:
                 if isinstance(self.request, ssl.SSLSocket):
                     self.request.settimeout(10)
@@ -106,15 +120,64 @@ class WinRMHostDouble:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                if not double._authorized(self.headers.get("Authorization")):
+                with double._lock:
+                    double.raw_requests.append(body)
+                header = self.headers.get("Authorization")
+                if double.auth == "ntlm":
+                    self._ntlm(header, body)
+                    return
+                if not double._authorized(header):
                     self._reply(401, b"")
                     return
                 status, reply = double._answer(body)
                 self._reply(status, reply.encode("utf-8"))
 
-            def _reply(self, status: int, raw: bytes) -> None:
+            def _ntlm(self, header: str | None, body: bytes) -> None:
+                import spnego
+
+                if header is not None and header.startswith("Negotiate "):
+                    token = base64.b64decode(header.split(" ", 1)[1])
+                    if token.startswith(b"NTLMSSP\0\x01"):  # a new negotiation
+                        self.ntlm = spnego.server(protocol="ntlm")
+                    try:
+                        answer = self.ntlm.step(token) if self.ntlm is not None else None
+                    except spnego.exceptions.SpnegoError:
+                        self.ntlm = None
+                        self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                        return
+                    if not self.ntlm.complete:
+                        challenge = base64.b64encode(answer or b"").decode()
+                        self._reply(401, b"", {"WWW-Authenticate": f"Negotiate {challenge}"})
+                        return
+                if self.ntlm is None or not self.ntlm.complete:
+                    self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                    return
+                if not body:  # pywinrm's empty request that sets up the security context
+                    self._reply(200, b"")
+                    return
+                content_type = self.headers.get("Content-Type", "")
+                if not content_type.startswith("multipart/encrypted") or (
+                    SPNEGO_ENCRYPTED not in content_type
+                ):
+                    self._reply(400, b"Unencrypted traffic is currently disabled")
+                    return
+                status, reply = double._answer(_unseal(self.ntlm, body))
+                sealed = _seal(self.ntlm, reply.encode("utf-8"))
+                content = (
+                    f'multipart/encrypted;protocol="{SPNEGO_ENCRYPTED}";'
+                    'boundary="Encrypted Boundary"'
+                )
+                self._reply(status, sealed, {"Content-Type": content})
+
+            def _reply(
+                self, status: int, raw: bytes, headers: dict[str, str] | None = None
+            ) -> None:
+                headers = headers or {}
                 self.send_response(status)
-                self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -137,12 +200,26 @@ class WinRMHostDouble:
         return f"{scheme}://127.0.0.1:{self._server.port}/wsman"
 
     def __enter__(self) -> WinRMHostDouble:
+        self._saved_user_file = os.environ.get("NTLM_USER_FILE")
+        self._user_file = None
+        if self.auth == "ntlm":
+            handle, name = tempfile.mkstemp(prefix="winrm-double-", suffix=".ntlm")
+            with os.fdopen(handle, "w", encoding="utf-8") as users:
+                users.write(f":{self.username}:{self.password}\n")
+            self._user_file = name
+            os.environ["NTLM_USER_FILE"] = name  # pyspnego's acceptor reads its users here
         self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stopping.set()
         self._server.stop()
+        if self._user_file is not None:
+            os.unlink(self._user_file)
+            if self._saved_user_file is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = self._saved_user_file
 
     # --- the protocol ----------------------------------------------------------------------
 
@@ -273,6 +350,39 @@ class WinRMHostDouble:
         with self._lock:
             self.scripts.append(script)
         return run_script(self.host, script)
+
+
+def _unseal(context: Any, body: bytes) -> bytes:
+    """The SOAP message inside pywinrm's ``multipart/encrypted`` body (one part, NTLM)."""
+    parts = [p for p in body.split(BOUNDARY + b"\r\n") if p]
+    header, payload = parts[0], parts[1]
+    length = int(header.split(b"Length=")[1].strip())
+    payload = payload.removesuffix(BOUNDARY + b"--\r\n")
+    sealed = payload.removeprefix(b"\tContent-Type: application/octet-stream\r\n")
+    (signature_length,) = struct.unpack("<i", sealed[:4])
+    signature = sealed[4 : 4 + signature_length]
+    message: bytes = context.unwrap(signature + sealed[4 + signature_length :]).data
+    assert len(message) == length, "OriginalContent Length does not match"
+    return message
+
+
+def _seal(context: Any, message: bytes) -> bytes:
+    wrapped: bytes = context.wrap(message, encrypt=True).data
+    signature, sealed = wrapped[:16], wrapped[16:]
+    return (
+        BOUNDARY + b"\r\n"
+        b"\tContent-Type: " + SPNEGO_ENCRYPTED.encode() + b"\r\n"
+        b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+        + str(len(message)).encode()
+        + b"\r\n"
+        + BOUNDARY
+        + b"\r\n\tContent-Type: application/octet-stream\r\n"
+        + struct.pack("<i", len(signature))
+        + signature
+        + sealed
+        + BOUNDARY
+        + b"--\r\n"
+    )
 
 
 def _text(root: ElementTree.Element, path: str) -> str:
