@@ -21,6 +21,7 @@ from toolkit.hosts import HostsConfig, HostSpec, connect, load_hosts
 from toolkit.inspection import (
     GRACE,
     InspectTarget,
+    check_hosts,
     inspect_hosts,
     plan_targets,
     refuse_unfit,
@@ -208,3 +209,52 @@ def test_a_target_order_and_names(tmp_path: Path, fleet: dict[str, Any]) -> None
     assert target.name == fleet["engines"]["1809"].url
     assert target.docker is not None
     assert target.winrm.endpoint == fleet["winrm"]["1809"].url
+
+
+def test_check_hosts_needs_every_password_before_contacting_anyone(
+    tmp_path: Path, fleet: dict[str, Any]
+) -> None:
+    config = _config(tmp_path, fleet, ("1809",))
+    with pytest.raises(ConfigError, match="environment variable DOUBLE_PW is not set"):
+        check_hosts(
+            _builds("1809"), config, {}, prompt=None, session_fn=_session, engine_fn=None,
+            deadline=10,
+        )  # fmt: skip
+    assert fleet["winrm"]["1809"].actions == []
+    with pytest.raises(ConfigError, match="--timeout 0 must be a positive"):
+        check_hosts(
+            _builds("1809"), config, {"DOUBLE_PW": PASSWORD}, prompt=None, session_fn=_session,
+            engine_fn=None, deadline=0,
+        )  # fmt: skip
+    run = check_hosts(
+        _builds("1809"),
+        config,
+        {"DOUBLE_PW": PASSWORD},
+        prompt=None,
+        session_fn=_session,
+        engine_fn=None,
+        deadline=10,
+    )
+    assert run.failure() is None
+    assert run.record()["ok"] is True
+    assert run.warnings == ()
+
+
+def test_check_hosts_fails_with_exit_8_and_names_the_hosts(
+    tmp_path: Path, fleet: dict[str, Any]
+) -> None:
+    config = _config(tmp_path, fleet, ("1809", "1803"))
+    run = check_hosts(
+        _builds("1809", "1803"),
+        config,
+        {"DOUBLE_PW": PASSWORD},
+        prompt=None,
+        session_fn=_session,
+        engine_fn=None,
+        deadline=10,
+    )
+    failure = run.failure()
+    assert failure is not None
+    assert failure.exit_code == 8
+    assert "1 of 2 host(s) failed the WinRM check: " in failure.one_line()
+    assert [h["ok"] for h in run.record()["hosts"]] == [True, False]

@@ -24,7 +24,7 @@ from toolkit.verdicts import FAIL, PASS, WARN, Verdict, gigabytes, judge
 from toolkit.windows import WindowsRelease
 from toolkit.winhost import WindowsHostFacts, inspect_windows_host
 from toolkit.winrm import CLEANUP_TIMEOUT
-from toolkit.winrm_config import Secret, WinRMSpec
+from toolkit.winrm_config import Secret, WinRMSpec, resolve_passwords
 
 if TYPE_CHECKING:
     from toolkit.hosts import HostsConfig, HostSpec
@@ -224,6 +224,62 @@ def _outcome(
             f"WinRM check of {target.winrm.endpoint} failed: {type(found).__name__}: {found}",
         )
     return None, f"WinRM host {target.winrm.endpoint} did not answer within {deadline:g}s"
+
+
+@dataclass(frozen=True)
+class InspectRun:
+    """The outcome of ``toolkit inspect``: a report per host, and what the configuration
+    exposes (one warning per item, printed on every run)."""
+
+    reports: tuple[HostReport, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> list[HostReport]:
+        return [r for r in self.reports if not r.ok]
+
+    def failure(self) -> ToolkitError | None:
+        """The error the run ends with (exit 8), or None when every host passed."""
+        if not self.failed:
+            return None
+        names = ", ".join(r.target.name for r in self.failed)
+        return WinRMError(
+            f"{len(self.failed)} of {len(self.reports)} host(s) failed the WinRM check: {names}",
+            hint="each FAIL line above says what to fix",
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "ok": not self.failed,
+            "hosts": [r.record() for r in self.reports],
+            "warnings": list(self.warnings),
+        }
+
+
+def check_hosts(
+    builds: Sequence[Build],
+    config: HostsConfig,
+    env: Mapping[str, str],
+    *,
+    prompt: Callable[[str], str] | None,
+    session_fn: SessionFn,
+    engine_fn: EngineFn | None,
+    deadline: float,
+) -> InspectRun:
+    """Plan the hosts of ``builds``, find their passwords (``env``, else ``prompt``), inspect
+    them all. ConfigError before any host is contacted when the configuration is incomplete."""
+    if not deadline > 0 or deadline > 24 * 3600:
+        raise ConfigError(
+            f"--timeout {deadline:g} must be a positive number of seconds",
+            hint="the deadline of each host's check, for example --timeout 60",
+        )
+    targets = plan_targets(builds, config)
+    passwords = resolve_passwords([t.winrm for t in targets], env, prompt=prompt)
+    warnings = tuple(w for t in targets for w in t.winrm.exposures())
+    reports = inspect_hosts(
+        targets, passwords, session_fn=session_fn, engine_fn=engine_fn, deadline=deadline
+    )
+    return InspectRun(reports=tuple(reports), warnings=warnings)
 
 
 def refuse_unfit(plan: Sequence[Assignment], reports: Sequence[HostReport]) -> list[Assignment]:
