@@ -16,8 +16,9 @@ from tests.conftest import REPO
 from tests.doubles.windows_engine import EngineHTTPDouble
 from tests.doubles.windows_server import server_2019, server_2022
 from tests.doubles.winrm_host import WinRMHostDouble
+from toolkit.clients import connect
 from toolkit.errors import ConfigError
-from toolkit.hosts import HostsConfig, HostSpec, connect, load_hosts
+from toolkit.hosts import HostsConfig, HostSpec, load_hosts
 from toolkit.inspection import (
     GRACE,
     InspectTarget,

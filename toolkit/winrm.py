@@ -23,8 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-from toolkit.errors import ConfigError, WinRMError
-from toolkit.hosts import describe_error
+from toolkit.errors import ConfigError, WinRMError, describe_exception
 from toolkit.winrm_config import ENCRYPTING, Secret, WinRMSpec
 
 # cmd.exe's command line holds 8191 characters; the encoded script must leave room for the rest.
@@ -264,6 +263,6 @@ def _translate(exc: Exception, endpoint: str) -> WinRMError:
     if isinstance(exc, PyWinRMError):
         return WinRMError(f"WinRM session with {endpoint} failed: {exc}")
     return WinRMError(
-        f"WinRM host {endpoint} cannot be reached: {describe_error(exc)}",
+        f"WinRM host {endpoint} cannot be reached: {describe_exception(exc)}",
         hint="check the address, the listener (winrm enumerate winrm/config/listener) and TLS",
     )

@@ -31,7 +31,6 @@ Safety rules, checked when the file is read (issue 11):
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigError
+from toolkit.suggest import did_you_mean
 
 TRANSPORTS = ("ntlm", "kerberos", "credssp", "certificate", "basic")
 # Transports whose messages pywinrm encrypts itself over http:// (message_encryption).
@@ -142,12 +142,6 @@ def _is_loopback(hostname: str) -> bool:
     return is_loopback(hostname)
 
 
-def _did_you_mean(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    choices = ", ".join(known)
-    return f"did you mean {close[0]!r}? known keys: {choices}" if close else f"known: {choices}"
-
-
 def _path(value: Any, *, where: str, base: Path, home: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where} must be a file path (a string)")
@@ -232,7 +226,10 @@ def parse_winrm_table(
                 f"password_env (default {DEFAULT_PASSWORD_ENV})",
             )
         if key not in WINRM_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}", hint=_did_you_mean(key, WINRM_KEYS))
+            raise ConfigError(
+                f"{where}: unknown key {key!r}",
+                hint=did_you_mean(key, WINRM_KEYS, listing="known keys"),
+            )
     transport = table.get("transport", "ntlm")
     if transport not in TRANSPORTS:
         shown = transport if isinstance(transport, str) else type(transport).__name__
