@@ -24,7 +24,7 @@ from toolkit.inspection import (
     InspectTarget,
     check_hosts,
     inspect_hosts,
-    plan_targets,
+    plan_inspection,
     refuse_unfit,
     report_text,
 )
@@ -97,7 +97,7 @@ def _session(spec: Any, password: Secret | None) -> Any:
 
 def test_hosts_are_inspected_at_once_and_fail_alone(tmp_path: Path, fleet: dict[str, Any]) -> None:
     releases = ("1809", "1803", "ltsc2016", "ltsc2022")
-    targets = plan_targets(_builds(*releases), _config(tmp_path, fleet, releases))
+    targets = plan_inspection(_builds(*releases), _config(tmp_path, fleet, releases))
     started = time.monotonic()
     reports = inspect_hosts(
         targets,
@@ -139,7 +139,7 @@ def test_a_host_that_is_down_is_reported_with_the_others(
 ) -> None:
     config = _config(tmp_path, fleet, ("1809", "ltsc2025"))
     reports = inspect_hosts(
-        plan_targets(_builds("1809", "ltsc2025"), config),
+        plan_inspection(_builds("1809", "ltsc2025"), config),
         {"DOUBLE_PW": Secret(PASSWORD)},
         session_fn=_session,
         engine_fn=None,
@@ -166,7 +166,7 @@ def test_one_endpoint_serves_every_release_planned_on_it(
         ),
         "utf-8",
     )
-    targets = plan_targets(_builds("1809", "ltsc2016"), load_hosts(path, [], {}))
+    targets = plan_inspection(_builds("1809", "ltsc2016"), load_hosts(path, [], {}))
     assert len(targets) == 1
     assert [r.key for r in targets[0].releases] == ["ltsc2016", "1809"]
     assert targets[0].winrm.password_env == "TOOLKIT_WINRM_PASSWORD"
@@ -176,7 +176,7 @@ def test_releases_without_winrm_settings_are_named(tmp_path: Path) -> None:
     path = tmp_path / "hosts.toml"
     path.write_text('[hosts.1809]\nurl = "tcp://127.0.0.1:2375"\n', "utf-8")
     with pytest.raises(ConfigError) as caught:
-        plan_targets(_builds("1809"), load_hosts(path, [], {}))
+        plan_inspection(_builds("1809"), load_hosts(path, [], {}))
     assert "no WinRM settings for release(s) 1809" in caught.value.one_line()
     assert "[hosts.1809.winrm]" in caught.value.one_line()
 
@@ -187,7 +187,7 @@ def test_refuse_unfit_refuses_only_the_failed_hosts_builds(
     builds = _builds("1809", "1803")
     config = _config(tmp_path, fleet, ("1809", "1803"))
     reports = inspect_hosts(
-        plan_targets(builds, config),
+        plan_inspection(builds, config),
         {"DOUBLE_PW": Secret(PASSWORD)},
         session_fn=_session,
         engine_fn=None,
@@ -205,7 +205,7 @@ def test_refuse_unfit_refuses_only_the_failed_hosts_builds(
 
 def test_a_target_order_and_names(tmp_path: Path, fleet: dict[str, Any]) -> None:
     config = _config(tmp_path, fleet, ("1809",))
-    (target,) = plan_targets(_builds("1809"), config)
+    (target,) = plan_inspection(_builds("1809"), config)
     assert isinstance(target, InspectTarget)
     assert target.name == fleet["engines"]["1809"].url
     assert target.docker is not None
@@ -222,7 +222,7 @@ def test_check_hosts_needs_every_password_before_contacting_anyone(
             deadline=10,
         )  # fmt: skip
     assert fleet["winrm"]["1809"].actions == []
-    with pytest.raises(ConfigError, match="--timeout 0 must be a positive"):
+    with pytest.raises(ConfigError, match="the WinRM deadline 0 must be a positive"):
         check_hosts(
             _builds("1809"), config, {"DOUBLE_PW": PASSWORD}, prompt=None, session_fn=_session,
             engine_fn=None, deadline=0,

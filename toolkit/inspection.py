@@ -1,6 +1,6 @@
 """``toolkit inspect``: every planned Windows host checked over WinRM at once, each by a deadline.
 
-:func:`plan_targets` groups the selected builds by host (one WinRM endpoint serves every release
+:func:`plan_inspection` groups the selected builds by host (one WinRM endpoint serves every release
 planned on it); :func:`inspect_hosts` runs the check script on each host and asks its Docker API,
 concurrently, and judges each host (:mod:`toolkit.verdicts`). A host that does not answer, or
 answers nonsense, fails alone; the others are still reported. :func:`refuse_unfit` turns a
@@ -16,10 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ConfigError, ToolkitError, WinRMError
+from toolkit.hosts import HostSelection
 from toolkit.verdicts import FAIL, PASS, WARN, Verdict, gigabytes, judge
 from toolkit.windows import WindowsRelease
 from toolkit.winhost import WindowsHostFacts, inspect_windows_host
@@ -29,7 +31,7 @@ from toolkit.winrm_config import Secret, WinRMSpec, resolve_passwords
 if TYPE_CHECKING:
     from toolkit.hosts import HostsConfig, HostSpec
     from toolkit.matrix import Build
-    from toolkit.preflight import Assignment, HostFacts
+    from toolkit.preflight import Assignment, ClientSource, HostFacts, TargetPlan
 
 GRACE = CLEANUP_TIMEOUT + 2.0
 SessionFn = Callable[[WinRMSpec, "Secret | None"], Any]
@@ -85,7 +87,7 @@ class HostReport:
         }
 
 
-def plan_targets(builds: Sequence[Build], config: HostsConfig) -> list[InspectTarget]:
+def plan_inspection(builds: Sequence[Build], config: HostsConfig) -> list[InspectTarget]:
     """The hosts of ``builds``, one target per WinRM endpoint; ConfigError when a release's host
     has no ``winrm`` table."""
     missing: list[str] = []
@@ -270,16 +272,85 @@ def check_hosts(
     them all. ConfigError before any host is contacted when the configuration is incomplete."""
     if not deadline > 0 or deadline > 24 * 3600:
         raise ConfigError(
-            f"--timeout {deadline:g} must be a positive number of seconds",
-            hint="the deadline of each host's check, for example --timeout 60",
+            f"the WinRM deadline {deadline:g} must be a positive number of seconds (at most a day)",
+            hint="inspect --timeout 60, build --winrm-timeout 60",
         )
-    targets = plan_targets(builds, config)
+    targets = plan_inspection(builds, config)
     passwords = resolve_passwords([t.winrm for t in targets], env, prompt=prompt)
     warnings = tuple(w for t in targets for w in t.winrm.exposures())
     reports = inspect_hosts(
         targets, passwords, session_fn=session_fn, engine_fn=engine_fn, deadline=deadline
     )
     return InspectRun(reports=tuple(reports), warnings=warnings)
+
+
+@dataclass(frozen=True)
+class WinRMAccess:
+    """How a run reaches the hosts over WinRM: the session opener (``toolkit.winrm.open_session``)
+    and the password prompt (None without a terminal, or in CI)."""
+
+    open_session: SessionFn
+    prompt: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InspectRequest:
+    """Everything ``toolkit inspect`` was asked to do."""
+
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    hosts: HostSelection = field(default_factory=HostSelection)
+    deadline: float = 60.0
+    docker: bool = True
+
+
+def engine_asker(clients: ClientSource) -> EngineFn:
+    """Ask an engine through the run's client pool (``/version`` and ``/info``)."""
+
+    def ask(spec: HostSpec) -> HostFacts:
+        from toolkit.preflight import inspect_engine
+
+        return inspect_engine(clients.connect(spec), host=spec.name)
+
+    return ask
+
+
+def run_inspection(
+    request: InspectRequest,
+    env: Mapping[str, str],
+    access: WinRMAccess,
+    clients: ClientSource | None,
+) -> InspectRun:
+    """``toolkit inspect``: select the builds, then :func:`check_hosts` their hosts, comparing
+    with their Docker API through ``clients`` (unless ``request.docker`` is off)."""
+    from toolkit.matrix import select_builds
+
+    builds = select_builds(request.versions, request.selectors).chosen
+    return check_hosts(
+        builds,
+        request.hosts.load(env),
+        env,
+        prompt=access.prompt,
+        session_fn=access.open_session,
+        engine_fn=engine_asker(clients) if clients is not None and request.docker else None,
+        deadline=request.deadline,
+    )
+
+
+def refuse_failed_hosts(plan: TargetPlan, reports: Sequence[HostReport]) -> TargetPlan:
+    """``build --preflight winrm``: the targets whose host failed the check move to the
+    refused ones, with the host's reason; the others are untouched."""
+    assignments = refuse_unfit(plan.assignments, reports)
+    refused = dict(plan.refused)
+    for before, after in zip(plan.assignments, assignments, strict=True):
+        if after.error is not None and before.error is None and after.build_id not in refused:
+            refused[after.build_id] = after.error
+    return replace(
+        plan,
+        assignments=tuple(assignments),
+        targets=tuple(t for t in plan.targets if t.build.id not in refused),
+        refused=refused,
+    )
 
 
 def refuse_unfit(plan: Sequence[Assignment], reports: Sequence[HostReport]) -> list[Assignment]:

@@ -307,6 +307,16 @@ def in_ci(env: Mapping[str, str]) -> bool:
     return env.get("CI", "").lower() in ("1", "true", "yes") or env.get("GITHUB_ACTIONS") == "true"
 
 
+def terminal_prompt(env: Mapping[str, str], *, stdin_isatty: bool) -> Callable[[str], str] | None:
+    """``getpass.getpass`` (asks on the terminal, no echo) when a person can answer: a terminal
+    is attached and this is not CI; else None, so a missing variable is an error."""
+    if not stdin_isatty or in_ci(env):
+        return None
+    import getpass
+
+    return getpass.getpass
+
+
 def resolve_passwords(
     specs: Sequence[WinRMSpec],
     env: Mapping[str, str],
