@@ -113,3 +113,40 @@ def test_a_wrong_password_is_rejected(spec: WinRMSpec) -> None:
         pytest.skip(f"transport {spec.transport} uses no password")
     with pytest.raises(WinRMError, match="rejected the credentials"):
         inspect_windows_host(open_session(spec, Secret("toolkit-wrong-password")), deadline=60)
+
+
+def test_toolkit_inspect_on_the_real_host(
+    spec: WinRMSpec, facts: WindowsHostFacts, tmp_path: Path
+) -> None:
+    """The command end to end; the Docker API too when TOOLKIT_TEST_WINDOWS_DOCKER_HOST is set."""
+    import json
+
+    from tests.conftest import REPO, run_toolkit
+
+    own = facts.release
+    if own is None:
+        pytest.skip(f"host build {facts.build} is not a release in the table")
+    data = json.loads((REPO / "versions.json").read_text("utf-8"))
+    line = next(iter(data.values()))
+    line["variants"] = [f"windows/windowsservercore-{own.key}"]
+    (tmp_path / "versions.json").write_text(json.dumps(data), "utf-8")
+    docker = os.environ.get("TOOLKIT_TEST_WINDOWS_DOCKER_HOST")
+    winrm = {k: v for k, v in spec.record().items() if k in ("endpoint", "transport", "user")}
+    winrm["password_env"] = "TOOLKIT_TEST_WINRM_PASSWORD"
+    if spec.ca is not None:
+        winrm["ca"] = str(spec.ca.resolve())
+    lines = [f"[hosts.{own.key}]", f'url = "{docker or "npipe:////./pipe/docker_engine"}"']
+    lines.append(f"[hosts.{own.key}.winrm]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in winrm.items() if v is not None]
+    (tmp_path / "hosts.toml").write_text("\n".join(lines) + "\n", "utf-8")
+    passthrough = ("TOOLKIT_TEST_WINRM_PASSWORD", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "HOME")
+    env = {k: os.environ[k] for k in passthrough if k in os.environ}
+    args = ["inspect", "--json"] if docker else ["inspect", "--json", "--no-docker"]
+    result = run_toolkit(*args, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode in (0, 8), result.stderr
+    (host,) = json.loads(result.stdout)["hosts"]
+    assert host["facts"]["build"] == facts.build
+    assert host["error"] is None
+    password = os.environ.get("TOOLKIT_TEST_WINRM_PASSWORD")
+    if password:
+        assert password not in result.stdout + result.stderr
