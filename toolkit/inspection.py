@@ -123,19 +123,20 @@ def plan_inspection(builds: Sequence[Build], config: HostsConfig) -> list[Inspec
 
 def _run(
     jobs: Mapping[str, Callable[[], Any]], wait: float
-) -> dict[str, Any | BaseException | None]:
-    """Run each job in a daemon thread; its result, its exception, or None when it was still
-    running ``wait`` seconds later."""
-    results: dict[str, Any | BaseException] = {}
+) -> dict[str, tuple[Any | BaseException | None, float]]:
+    """Run each job in a daemon thread: (its result or exception, seconds it took), or
+    (None, ``wait``) when it was still running ``wait`` seconds later."""
+    results: dict[str, tuple[Any | BaseException, float]] = {}
     lock = threading.Lock()
 
     def runner(key: str, job: Callable[[], Any]) -> None:
+        started = time.monotonic()
         try:
             value: Any = job()
         except BaseException as exc:  # reported to the caller, never raised in the thread
             value = exc
         with lock:
-            results[key] = value
+            results[key] = (value, time.monotonic() - started)
 
     threads = [
         threading.Thread(target=runner, args=(key, job), name=f"inspect {key}", daemon=True)
@@ -147,7 +148,7 @@ def _run(
     for thread in threads:
         thread.join(timeout=max(0.0, stop_at - time.monotonic()))
     with lock:
-        return {key: results.get(key) for key in jobs}
+        return {key: results.get(key, (None, wait)) for key in jobs}
 
 
 def inspect_hosts(
@@ -160,7 +161,6 @@ def inspect_hosts(
 ) -> list[HostReport]:
     """Inspect every target concurrently; each within ``deadline`` seconds (plus a short grace
     for closing the shell). The reports come in the order of ``targets``."""
-    started = time.monotonic()
     jobs: dict[str, Callable[[], Any]] = {}
     for i, target in enumerate(targets):
         password = passwords.get(target.winrm.password_env or "")
@@ -178,13 +178,13 @@ def inspect_hosts(
 
             jobs[f"{i} engine"] = engine_job
     results = _run(jobs, deadline + GRACE)
-    elapsed = time.monotonic() - started
     reports = []
     for i, target in enumerate(targets):
-        facts, error = _outcome(results.get(f"{i} winrm"), target, deadline)
+        answer, elapsed = results[f"{i} winrm"]
+        facts, error = _outcome(answer, target, deadline)
         engine, engine_error = None, None
         if f"{i} engine" in jobs:
-            found = results[f"{i} engine"]
+            found, _ = results[f"{i} engine"]
             if isinstance(found, ToolkitError):
                 engine_error = found.message
             elif isinstance(found, BaseException):

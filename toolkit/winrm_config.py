@@ -219,7 +219,7 @@ def parse_winrm_table(
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table", hint='write transport = "ntlm", user = ...')
     for key in table:
-        if key == "password" or (isinstance(key, str) and "pass" in key and key != "password_env"):
+        if "pass" in key.lower() and key != "password_env":
             raise ConfigError(
                 f"{where}: a password never goes in hosts.toml (key {key!r})",
                 hint="put it in an environment variable and name that variable with "
