@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from toolkit.commands.ci_matrix import ci_matrix
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
@@ -728,6 +729,9 @@ def verify(
     if unreachable:
         return HostError.exit_code
     return VerifyFailedError.exit_code if failed else 0
+
+
+app.command("ci-matrix")(ci_matrix)
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, str]:
