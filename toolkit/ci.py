@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from toolkit.errors import ConfigError, NothingSelectedError
 from toolkit.matrix import Build
-from toolkit.windows import WindowsRelease, find_release, releases, suggest_release
+from toolkit.windows import WindowsRelease, find_release, suggest_release
 
 RunsOn = str | tuple[str, ...]
 MatrixFormat = Literal["json", "github-output"]
@@ -149,29 +149,31 @@ def plan_matrix(
         raise NothingSelectedError(
             "no build selected: the matrix would be empty", hint="check the selectors"
         )
-    groups: dict[str, list[Build]] = {}
+    groups: dict[WindowsRelease, list[Build]] = {}
     for build in builds:
-        groups.setdefault(build.release.key, []).append(build)
-    table = releases()
-    missing = [key for key in groups if runs_on(table[key], runners) is None]
+        groups.setdefault(build.release, []).append(build)
+    placed = {release: runs_on(release, runners) for release in groups}
+    missing = [release for release, labels in placed.items() if labels is None]
     if missing:
         raise _no_runner(missing, groups, runners_path)
     entries = []
-    for key, group in groups.items():
-        labels = runs_on(table[key], runners)
+    for release, group in groups.items():
+        labels = placed[release]
         assert labels is not None  # checked above
         ids = tuple(b.id for b in group)
         entries.append(
-            MatrixEntry(release=key, runs_on=labels, builds=ids, selector=selector_for(ids))
+            MatrixEntry(release=release.key, runs_on=labels, builds=ids, selector=selector_for(ids))
         )
     return entries
 
 
 def _no_runner(
-    missing: Sequence[str], groups: Mapping[str, Sequence[Build]], runners_path: Path | None
+    missing: Sequence[WindowsRelease],
+    groups: Mapping[WindowsRelease, Sequence[Build]],
+    runners_path: Path | None,
 ) -> ConfigError:
-    names = ", ".join(f"{key} (builds {', '.join(b.id for b in groups[key])})" for key in missing)
-    lines = "; ".join(f'{key} = ["self-hosted", "windows", "{key}"]' for key in missing)
+    names = ", ".join(f"{r.key} (builds {', '.join(b.id for b in groups[r])})" for r in missing)
+    lines = "; ".join(f'{r.key} = ["self-hosted", "windows", "{r.key}"]' for r in missing)
     where = f"add to {runners_path}" if runners_path else "pass --runners FILE, a TOML file with"
     return ConfigError(
         f"no GitHub-hosted runner for Windows release {names}",
