@@ -65,6 +65,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "toolkit.commands.verify",
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
     ),
+    CommandEntry(
+        "ci-matrix",
+        "toolkit.commands.ci_matrix",
+        "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
+    ),
 )
 
 
