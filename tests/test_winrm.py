@@ -85,6 +85,18 @@ def test_the_script_fits_the_command_line_with_room_to_spare() -> None:
         command_line("Write-Output 'x'\n" * 300)
 
 
+def test_the_script_is_valid_powershell() -> None:
+    """tree-sitter-pwsh (what ``toolkit lint`` parses RUN lines with) finds no syntax error; a
+    broken script is caught the same way."""
+    import tree_sitter
+    import tree_sitter_pwsh
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_pwsh.language()))
+    assert not parser.parse(CHECK_SCRIPT.encode("utf-8")).root_node.has_error
+    broken = CHECK_SCRIPT.replace("T disk {", "T disk (", 1)
+    assert parser.parse(broken.encode("utf-8")).root_node.has_error
+
+
 def test_operation_timeouts_are_retried(tmp_path: Path) -> None:
     with WinRMHostDouble(host=SERVERS["2016"](), timeouts_before_output=3) as double:
         facts = inspect_windows_host(_session(double, tmp_path), deadline=30)
