@@ -119,10 +119,14 @@ class _Progress:
 
 
 def _repo_digest(attrs: Mapping[str, Any], destination: Reference) -> str | None:
-    prefix = f"{destination.registry}/{destination.repository}@"
+    names = [f"{destination.registry}/{destination.repository}"]
+    if destination.registry in ("docker.io", "index.docker.io"):
+        # The engine records Docker Hub names without the registry (and ``library/``).
+        names += [destination.repository, destination.repository.removeprefix("library/")]
     for item in attrs.get("RepoDigests") or []:
-        if isinstance(item, str) and item.startswith(prefix):
-            return item[len(prefix) :]
+        name, at, digest = str(item).partition("@")
+        if at and name in names:
+            return digest
     return None
 
 
@@ -258,7 +262,7 @@ class PushRequest:
     versions: Path
     selectors: tuple[str, ...] = ()
     hosts: HostSelection = field(default_factory=HostSelection)
-    local_repo: str = "python"
+    local_repo: str | None = None  # None: the destination's REGISTRY/NAME
     jobs_per_host: int = 1
     fail_fast: bool = False
     dry_run: bool = False
@@ -396,7 +400,8 @@ def run_push(
     with progress() as observer:
         for result in refused:
             observer.finished(as_build_result(result))
-        work = PushWork(registry, destination, request.local_repo, credential, observer)
+        local = request.local_repo or f"{destination.registry}/{destination.repository}"
+        work = PushWork(registry, destination, local, credential, observer)
         summary = run_targets(
             jobs,
             work,

@@ -39,11 +39,13 @@ def command(
     repo: options.RegistryRepo = "",
     versions: options.Versions = options.VERSIONS,
     local_repo: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--local-repo", help="The name the build tagged the images with (build --repo)."
+            "--local-repo",
+            help="The name the build tagged the images with (build --repo); default: --repo.",
+            show_default=False,
         ),
-    ] = options.REPO,
+    ] = None,
     hosts_path: options.Hosts = None,
     host: options.HostOverrides = None,
     no_preflight: options.NoPreflight = False,
@@ -87,10 +89,11 @@ def command(
             _silent if as_json else console.progress,
         )
     if dry_run:
+        local = local_repo or f"{destination.registry}/{destination.repository}"
         tags = {b.id: b.tags for b in run.builds}
         for build_id, where in run.hosts:
             console.echo(
-                f"{build_id}\thost={where}\tfrom={local_repo}:{tags[build_id][0]}\t"
+                f"{build_id}\thost={where}\tfrom={local}:{tags[build_id][0]}\t"
                 f"to={','.join(f'{destination}:{t}' for t in tags[build_id])}"
             )
         console.note(f"{len(run.hosts)} push(es) planned; nothing pushed (--dry-run)")

@@ -179,3 +179,27 @@ def test_push_dry_run_sends_nothing(
     assert lines[0].split("\t")[2] == f"from={LOCAL}:{builds[0].tags[0]}"
     with RegistryClient(plain_registry.address, retry=FAST) as client:
         assert client.manifest_digest(repo, builds[0].tags[0]) is None
+
+
+def test_local_repo_defaults_to_the_destination(
+    built: tuple[Path, list[Build]],
+    engines: dict[str, eng.Engine],
+    plain_registry: regs.RunningRegistry,
+    repo: str,
+) -> None:
+    """Built with ``--repo REGISTRY/NAME`` (as the workflow does), pushed with the same --repo."""
+    root, builds = built
+    target = f"{plain_registry.address}/{repo}"
+    for build in builds:
+        client = engines[build.release.key].client()
+        try:
+            for tag in build.tags:
+                client.api.tag(f"{LOCAL}:{build.tags[0]}", target, tag)
+        finally:
+            client.close()
+    done = run_toolkit(
+        "push", "--no-preflight", "--hosts", "hosts.toml", "--repo", target, "--json", cwd=root,
+        env={"DOCKER_CONFIG": str(root / "no-docker-config")}, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [r["result"] for r in json.loads(done.stdout)["results"]] == ["pushed", "pushed"]
