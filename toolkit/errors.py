@@ -82,9 +82,3 @@ class VerifyFailedError(ToolkitError):
     """An image was built (or exists) but one of its checks failed."""
 
     exit_code = 11
-
-
-class RegistryError(ToolkitError):
-    """A registry could not be reached, refused a request, or answered something unusable."""
-
-    exit_code = 12
