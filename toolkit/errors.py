@@ -82,3 +82,13 @@ class VerifyFailedError(ToolkitError):
     """An image was built (or exists) but one of its checks failed."""
 
     exit_code = 11
+
+
+class RegistryError(ToolkitError):
+    """A container registry refused, failed or answered nonsense (names registry, repository, tag)."""
+
+    exit_code = 12
+
+
+class RegistryNotFoundError(RegistryError):
+    """A manifest, tag or blob the command needs is not in the registry."""
