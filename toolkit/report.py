@@ -25,7 +25,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from toolkit.errors import RegistryError
+from toolkit.errors import ConfigError, RegistryError
 from toolkit.imagepage import (
     LIST_TYPES,
     HistoryEntry,
@@ -34,6 +34,7 @@ from toolkit.imagepage import (
     PageImage,
     Platform,
 )
+from toolkit.references import Reference
 
 IMAGE_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -80,25 +81,15 @@ class RegistryReader(Protocol):
 UrlHeaders = Callable[[str], Mapping[str, str]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Target:
-    """One tag to describe: ``registry``/``repository``:``tag``, as ``docker pull`` names it."""
+def page_name(ref: Reference) -> str:
+    """The name a page shows and pulls by: ``127.0.0.1:5000/python`` (Docker Hub's stay short)."""
+    if ref.registry in ("docker.io", "registry-1.docker.io", "index.docker.io"):
+        return ref.repository.removeprefix("library/")
+    return f"{ref.registry}/{ref.repository}"
 
-    registry: str
-    repository: str
-    tag: str
-    digest: str | None = None
 
-    @property
-    def name(self) -> str:
-        """The name the page shows and pulls by (Docker Hub's own names stay short)."""
-        if self.registry in ("docker.io", "registry-1.docker.io", "index.docker.io"):
-            return self.repository.removeprefix("library/")
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def where(self) -> str:
-        return f"{self.name}:{self.tag}"
+def _where(ref: Reference) -> str:
+    return f"{page_name(ref)}:{ref.tag}"
 
 
 # --- pure conversions --------------------------------------------------------------------------
@@ -255,7 +246,10 @@ def image_from(
         entry = _object(raw, where, f"history entry {index}")
         created = entry.get("created")
         try:
-            moment = parse_rfc3339(created) if isinstance(created, str) else None
+            # The page shows whole seconds; the model holds what the page shows.
+            moment = (
+                parse_rfc3339(created).replace(microsecond=0) if isinstance(created, str) else None
+            )
         except ValueError:
             moment = None
         if moment is None:
@@ -320,7 +314,7 @@ def _json(fetched: Fetched, where: str) -> Any:
 
 @dataclass
 class _ImageState:
-    target: Target
+    target: Reference
     platform: Platform | None
     digest: str
     media_type: str = ""
@@ -331,7 +325,7 @@ class _ImageState:
 
 @dataclass
 class _TagState:
-    target: Target
+    target: Reference
     digest: str = ""
     media_type: str = ""
     images: list[_ImageState] = field(default_factory=list)
@@ -369,37 +363,38 @@ class _Reader:
         reference = target.digest or target.tag
 
         def got(fetched: Fetched) -> None:
-            state.digest = _content_digest(fetched, target.where)
+            state.digest = _content_digest(fetched, _where(target))
             state.media_type = fetched.media_type
             if target.digest is not None:
-                _check_digest(fetched.body, target.digest, target.where, "the manifest")
-            body = _json(fetched, target.where)
+                _check_digest(fetched.body, target.digest, _where(target), "the manifest")
+            body = _json(fetched, _where(target))
             if state.media_type in LIST_TYPES:
                 self.entries(state, body)
             elif state.media_type in IMAGE_TYPES:
                 image = _ImageState(target, None, state.digest, state.media_type, body)
-                image.where = f"{target.where}@{state.digest}"
+                image.where = f"{_where(target)}@{state.digest}"
                 state.images.append(image)
                 self.image(image)
             else:
                 raise _fail(
-                    target.where,
-                    f"unsupported manifest type {state.media_type[:60]!r}",
-                    "expected a Docker or OCI manifest list or image manifest",
+                    _where(target),
+                    f"the registry answered {state.media_type[:60] or 'no media type'!r}, "
+                    "not a manifest list or image manifest",
+                    "is it a Docker or OCI registry?",
                 )
 
         self.ask(got, client.get_manifest, target.repository, reference)
 
     def entries(self, state: _TagState, body: Any) -> None:
         target = state.target
-        manifests = _object(body, target.where, "the manifest list").get("manifests")
+        manifests = _object(body, _where(target), "the manifest list").get("manifests")
         if not isinstance(manifests, list) or not manifests:
-            raise _fail(target.where, "the manifest list has no 'manifests'")
+            raise _fail(_where(target), "the manifest list has no 'manifests'")
         client = self.clients(target.registry)
         for index, raw in enumerate(manifests):
-            entry = _object(raw, target.where, f"manifest list entry {index}")
-            digest = _digest_of(entry.get("digest"), target.where, f"entry {index} digest")
-            where = f"{target.where}@{digest}"
+            entry = _object(raw, _where(target), f"manifest list entry {index}")
+            digest = _digest_of(entry.get("digest"), _where(target), f"entry {index} digest")
+            where = f"{_where(target)}@{digest}"
             image = _ImageState(target, platform_of(entry.get("platform") or {}, where), digest)
             image.where = where
             state.images.append(image)
@@ -474,13 +469,16 @@ class _Reader:
 
 
 def read_pages(
-    targets: Sequence[Target],
+    targets: Sequence[Reference],
     clients: Callable[[str], RegistryReader],
     *,
     url_headers: UrlHeaders,
     jobs: int = 8,
 ) -> list[Page]:
     """The page of each target, in order. ``clients(registry)`` gives that registry's client."""
+    for target in targets:
+        if target.tag is None:
+            raise ConfigError(f"{target}: a page describes a tag", hint=f"name one: {target}:TAG")
     reader = _Reader(clients, url_headers, jobs)
     states = [_TagState(target) for target in targets]
     for state in states:
@@ -502,8 +500,8 @@ def read_pages(
         )
         pages.append(
             Page(
-                name=state.target.name,
-                tag=state.target.tag,
+                name=page_name(state.target),
+                tag=state.target.tag or "",
                 digest=state.digest,
                 media_type=state.media_type,
                 images=images,
