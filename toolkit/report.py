@@ -100,10 +100,11 @@ def parse_rfc3339(text: str) -> datetime:
     match = RFC3339_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
-    fraction = match.group("fraction") or ""
-    plain = text[: match.start("fraction")] if fraction else text[: match.start("zone")]
+    # fromisoformat (3.11) takes at most 6 fractional digits: microseconds, the rest dropped.
+    fraction = (match.group("fraction") or "")[:7]
+    plain = text[: match.start("fraction") if match.group("fraction") else match.start("zone")]
     zone = match.group("zone").upper().replace("Z", "+00:00")
-    return datetime.fromisoformat(plain.replace("t", "T").replace(" ", "T") + zone)
+    return datetime.fromisoformat(plain.replace("t", "T").replace(" ", "T") + fraction + zone)
 
 
 def history_instruction(created_by: str, shell: Sequence[str] | None) -> str:
