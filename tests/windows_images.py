@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from toolkit.imagepage import PageImage
+from toolkit.imagepage import Page, PageImage
 from toolkit.instructions import BASE_IMAGE_LINE
 
 WINDOWS_DEFAULT_SHELL = ("cmd", "/S", "/C")
@@ -132,3 +133,56 @@ def manifest_list(entries: Sequence[tuple[bytes, PageImage]]) -> dict[str, Any]:
             }
         )
     return {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": manifests}
+
+
+class Putter(Protocol):
+    """What putting an image into a registry needs (toolkit.registry.RegistryClient)."""
+
+    def put_blob(self, repository: str, data: bytes) -> str: ...
+
+    def put_manifest(
+        self, repository: str, reference: str, body: bytes, media_type: str
+    ) -> str: ...
+
+
+def put_windows_page(
+    client: Putter,
+    *,
+    name: str,
+    repository: str,
+    tag: str,
+    page: Page,
+    foreign_url: Callable[[str], str],
+) -> Page:
+    """Put the images of ``page`` into a registry through its API, Windows-shaped.
+
+    Non-foreign layers become small unique blobs (the registry checks they exist); foreign
+    layers keep their digest and size and point at ``foreign_url(digest)``. History, Cmd and
+    SHELL are the page's. Returns the page the registry should now give for ``tag``: the same
+    history and metadata, the new digests and sizes, and no Last-Modified (the caller adds what
+    its foreign-layer server answers).
+    """
+    entries: list[tuple[bytes, PageImage]] = []
+    images = []
+    for number, image in enumerate(page.images):
+        layers = []
+        urls = {}
+        for index, layer in enumerate(image.layers):
+            if layer.media_type == FOREIGN:
+                urls[layer.digest] = foreign_url(layer.digest)
+                layers.append(replace(layer, last_modified=None))
+                continue
+            data = f"{repository} {tag} image {number} layer {index}\n".encode() * (index + 1)
+            digest = client.put_blob(repository, data)
+            layers.append(replace(layer, digest=digest, size=len(data), last_modified=None))
+        shaped = replace(image, layers=tuple(layers))
+        config = canonical(config_for(shaped))
+        config_digest = client.put_blob(repository, config)
+        body = canonical(manifest_for(shaped, config_digest, len(config), urls))
+        digest = client.put_manifest(repository, sha256(body), body, MANIFEST_V2)
+        shaped = replace(shaped, digest=digest, image_id=config_digest, media_type=MANIFEST_V2)
+        entries.append((body, shaped))
+        images.append(shaped)
+    body = canonical(manifest_list(entries))
+    digest = client.put_manifest(repository, tag, body, MANIFEST_LIST)
+    return Page(name=name, tag=tag, digest=digest, media_type=MANIFEST_LIST, images=tuple(images))

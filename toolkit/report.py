@@ -24,8 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
 
 from toolkit.errors import ConfigError, RegistryError
+from toolkit.hosts import describe_error
 from toolkit.imagepage import (
     LIST_TYPES,
     HistoryEntry,
@@ -35,6 +39,7 @@ from toolkit.imagepage import (
     Platform,
 )
 from toolkit.references import Reference
+from toolkit.sources import redact
 
 IMAGE_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -79,6 +84,36 @@ class RegistryReader(Protocol):
 
 # HEAD of a foreign layer's URL: its response headers, or a RegistryError naming the URL.
 UrlHeaders = Callable[[str], Mapping[str, str]]
+
+
+def url_headers(session: requests.Session, timeout: float = 30.0) -> UrlHeaders:
+    """HEAD a foreign layer's URL (redirects followed) with ``session``.
+
+    The session should not trust the environment (``trust_env = False``): a URL comes from a
+    manifest, and ~/.netrc credentials must not be sent wherever a manifest points.
+    """
+
+    def head(url: str) -> Mapping[str, str]:
+        shown = redact(url)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RegistryError(f"foreign layer URL {shown} is not http(s)")
+        try:
+            response = session.head(url, allow_redirects=True, timeout=timeout)
+        except requests.RequestException as exc:
+            raise RegistryError(
+                f"foreign layer URL {shown}: {describe_error(exc)}",
+                hint="the layer's host is unreachable; check the network",
+            ) from None
+        with response:
+            if response.status_code >= 400:
+                raise RegistryError(
+                    f"foreign layer URL {shown}: HEAD answered "
+                    f"{response.status_code} {response.reason}",
+                    hint="the layer is not where its manifest says",
+                )
+            return dict(response.headers)
+
+    return head
 
 
 def page_name(ref: Reference) -> str:
@@ -368,21 +403,21 @@ class _Reader:
             state.media_type = fetched.media_type
             if target.digest is not None:
                 _check_digest(fetched.body, target.digest, _where(target), "the manifest")
-            body = _json(fetched, _where(target))
-            if state.media_type in LIST_TYPES:
-                self.entries(state, body)
-            elif state.media_type in IMAGE_TYPES:
-                image = _ImageState(target, None, state.digest, state.media_type, body)
-                image.where = f"{_where(target)}@{state.digest}"
-                state.images.append(image)
-                self.image(image)
-            else:
+            if state.media_type not in LIST_TYPES + IMAGE_TYPES:
                 raise _fail(
                     _where(target),
                     f"the registry answered {state.media_type[:60] or 'no media type'!r}, "
                     "not a manifest list or image manifest",
                     "is it a Docker or OCI registry?",
                 )
+            body = _json(fetched, _where(target))
+            if state.media_type in LIST_TYPES:
+                self.entries(state, body)
+            else:
+                image = _ImageState(target, None, state.digest, state.media_type, body)
+                image.where = f"{_where(target)}@{state.digest}"
+                state.images.append(image)
+                self.image(image)
 
         self.ask(got, client.get_manifest, target.repository, reference)
 
