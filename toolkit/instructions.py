@@ -96,9 +96,12 @@ def history(instructions: Sequence[Instruction], base_history: Sequence[str]) ->
     """The history of the image built from ``instructions`` on a base whose history is given.
 
     ``FROM`` stands for the base image's own lines (``RUN Apply image 1809-RTM-amd64``, ...).
+    Only the last stage ends up in the image: a multi-stage file's earlier stages leave no
+    history.
     """
+    froms = [index for index, instruction in enumerate(instructions) if instruction.cmd == "FROM"]
     lines: list[str] = []
-    for instruction in instructions:
+    for instruction in instructions[froms[-1] if froms else 0 :]:
         if instruction.cmd == "FROM":
             lines.extend(base_history)
         else:

@@ -57,24 +57,50 @@ class PlatformCheck:
         }
 
 
-def _find_build(page: Page, image: PageImage, builds: Sequence[Build]) -> Build | str:
-    """The build the platform was made from, or why there is none."""
+def _candidates(page: Page, image: PageImage, builds: Sequence[Build]) -> list[Build] | str:
+    """The builds the platform may come from (its release, the page's tag), or why none."""
     number = image.platform.windows_build
     if number is None:
         return "matches no build: not a Windows platform with an os.version"
     release = release_for_build(number)
     if release is None:
         return f"matches no build: Windows build {number} is not a known release"
-    for build in builds:
-        if build.release.key == release.key and page.tag in (*build.tags, *build.shared_tags):
-            return build
-    return f"matches no build: no {release.key} build has the tag {page.tag!r} in versions.json"
+    found = [
+        build
+        for build in builds
+        if build.release.key == release.key and page.tag in (*build.tags, *build.shared_tags)
+    ]
+    if not found:
+        return f"matches no build: no {release.key} build has the tag {page.tag!r} in versions.json"
+    return found
+
+
+def _compare(
+    page: Page, image: PageImage, build: Build, dockerfiles: Path
+) -> tuple[Path, str, int]:
+    """(Dockerfile, unified diff, number of differing lines) of one candidate build."""
+    path = dockerfile_path(dockerfiles, build)
+    expected = history(parse_dockerfile(path), base_history=())
+    published = without_base([entry.instruction for entry in image.history])
+    lines = list(
+        difflib.unified_diff(
+            published,
+            expected,
+            fromfile=f"{page.reference} {image.platform.describe()} (published history)",
+            tofile=f"{path} (normalised as the history records it)",
+            lineterm="",
+        )
+    )
+    changed = sum(1 for line in lines[2:] if line[:1] in "+-")
+    return path, "".join(f"{line}\n" for line in lines), changed
 
 
 def check_platform(
     page: Page, image: PageImage, builds: Sequence[Build], dockerfiles: Path
 ) -> PlatformCheck:
-    found = _find_build(page, image, builds)
+    """Compare one platform with its build; when the tag and release leave several builds
+    (the same tag on two flavors), the closest one is the platform's build."""
+    found = _candidates(page, image, builds)
     platform = image.platform.describe()
     if isinstance(found, str):
         return PlatformCheck(
@@ -85,23 +111,12 @@ def check_platform(
             problem=found,
             diff="",
         )
-    path = dockerfile_path(dockerfiles, found)
-    expected = history(parse_dockerfile(path), base_history=())
-    published = without_base([entry.instruction for entry in image.history])
-    diff = "".join(
-        f"{line}\n"
-        for line in difflib.unified_diff(
-            published,
-            expected,
-            fromfile=f"{page.reference} {platform} (published history)",
-            tofile=f"{path} (normalised as the history records it)",
-            lineterm="",
-        )
-    )
+    compared = [(_compare(page, image, build, dockerfiles), build) for build in found]
+    (path, diff, _changed), build = min(compared, key=lambda item: item[0][2])
     return PlatformCheck(
         reference=page.reference,
         platform=platform,
-        build=found.id,
+        build=build.id,
         dockerfile=path,
         problem=None,
         diff=diff,
