@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import FIXTURES, REPO, run_toolkit
 from toolkit.imagepage import Page, parse_pages
+from toolkit.instructions import history, parse_dockerfile_text, without_base
 from toolkit.matrix import build_matrix
 from toolkit.provenance import check_pages
 from toolkit.versions import load_versions
@@ -112,3 +113,25 @@ def test_2026_page_against_the_committed_dockerfiles_shows_no_drift() -> None:
     for check in checks:
         assert check.diff == "", check.diff
         assert check.ok, check.summary()
+
+
+def test_only_the_last_stage_of_a_dockerfile_makes_history() -> None:
+    text = (
+        "FROM mcr.microsoft.com/windows/servercore:ltsc2025 AS installer\n"
+        "RUN Write-Host build\n"
+        "FROM mcr.microsoft.com/windows/nanoserver:ltsc2025\n"
+        "ENV A 1\n"
+        'CMD ["python"]\n'
+    )
+    lines = history(parse_dockerfile_text(text), ["RUN Apply image 10.0.26100.1"])
+    assert lines == ["RUN Apply image 10.0.26100.1", "ENV A=1", 'CMD ["python"]']
+
+
+def test_base_lines_are_dropped_only_at_the_start() -> None:
+    lines = [
+        "RUN Apply image 1809-RTM-amd64",
+        "RUN Install update 1809-amd64",
+        "ENV A=1",
+        "RUN Install update later",
+    ]
+    assert without_base(lines) == ["ENV A=1", "RUN Install update later"]
