@@ -7,7 +7,7 @@ platforms (11 layers each, 6 of them foreign base layers shared by every tag, wh
 a loopback host). A loopback proxy in front of the registry and the foreign-layer host adds a
 fixed latency to every request, standing in for a network round trip, and counts the requests.
 
-Each run reads the 30 pages (toolkit.report.read_pages) and writes them (toolkit.imagepage),
+Each run reads the 30 pages (toolkit.pagesource.read_pages) and writes them (toolkit.imagepage),
 with the requests one at a time (--jobs 1) and concurrent (the default 8, and 16), against:
   floor : requests x latency, what a client making the requests one by one must wait
 Figures are medians of several runs; the runs of the settings are interleaved.
@@ -41,9 +41,9 @@ from tests.docker import engines as eng  # noqa: E402
 from tests.doubles.web import ForeignLayerHost, foreign_layer_host  # noqa: E402
 from tests.windows_images import FOREIGN, put_windows_page  # noqa: E402
 from toolkit.imagepage import http_date, parse_pages, write_pages  # noqa: E402
+from toolkit.pagesource import read_pages, url_headers  # noqa: E402
 from toolkit.references import parse_reference  # noqa: E402
 from toolkit.registry import RegistryClient  # noqa: E402
-from toolkit.report import read_pages, url_headers  # noqa: E402
 
 SEED = REPO / "tests" / "fixtures" / "published-python-3.8-rc-windowsservercore.md"
 REPOSITORY = "bench/python"

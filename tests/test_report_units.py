@@ -13,7 +13,7 @@ from tests.conftest import FIXTURES
 from tests.windows_images import config_for, manifest_for, recorded
 from toolkit.errors import RegistryError
 from toolkit.imagepage import Page, PageStyle, parse_pages, write_page
-from toolkit.report import history_instruction, image_from, last_modified, parse_rfc3339
+from toolkit.pagesource import history_instruction, image_from, last_modified, parse_rfc3339
 
 SEED_TEXT = (FIXTURES / "published-python-3.8-rc-windowsservercore.md").read_text("utf-8")
 TEXT_2026 = (FIXTURES / "published-python-3.14-windowsservercore.md").read_text("utf-8")

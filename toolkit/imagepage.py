@@ -3,7 +3,7 @@
 A page describes one tag the way docker-library's repo-info publishes it (the seed of this
 project is such a page): the digest to pin, the platforms, and per platform the sizes, the
 default command and SHELL, the history as a Dockerfile and the layers. The model is the same
-whether it was read from a registry (toolkit/report.py) or from a saved page (:func:`parse_pages`),
+whether it was read from a registry (toolkit/pagesource.py) or from a saved page (:func:`parse_pages`),
 and writing a parsed page gives back its input byte for byte: the parser checks exactly that,
 so any text it accepts is in the format.
 

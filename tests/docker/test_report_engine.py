@@ -29,10 +29,10 @@ from tests.windows_images import MANIFEST_LIST, sha256
 from toolkit.imagepage import write_page
 from toolkit.instructions import history, parse_dockerfile
 from toolkit.matrix import build_matrix
+from toolkit.pagesource import read_pages, url_headers
 from toolkit.provenance import check_pages
 from toolkit.references import parse_reference
 from toolkit.registry import RegistryClient
-from toolkit.report import read_pages, url_headers
 from toolkit.versions import load_versions
 
 DOCKERFILE_DIR = REPO / "dockerfiles" / "3.8-rc" / "windows" / "windowsservercore-1809"

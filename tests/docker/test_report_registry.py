@@ -29,9 +29,9 @@ from tests.windows_images import (
 )
 from toolkit.errors import RegistryError
 from toolkit.imagepage import Page, http_date, parse_pages, write_page
+from toolkit.pagesource import read_pages, url_headers
 from toolkit.references import parse_reference
 from toolkit.registry import RegistryClient, RetryPolicy
-from toolkit.report import read_pages, url_headers
 
 SEED = parse_pages(
     (FIXTURES / "published-python-3.8-rc-windowsservercore.md").read_text("utf-8"), "seed"
