@@ -24,6 +24,12 @@ class ToolkitError(Exception):
         return text
 
 
+class CheckFailedError(ToolkitError):
+    """A check found a difference (drift, lint errors, provenance)."""
+
+    exit_code = 1
+
+
 class ConfigError(ToolkitError):
     """versions.json, hosts.toml, flags or environment are wrong: the user must fix an input."""
 

@@ -148,6 +148,4 @@ def run_report(
         files = output_files(request.out, pages)
         write_files(files, durable=False)
         written = [path for path, _text in files]
-    return ReportOutcome(
-        request=request, pages=tuple(pages), checks=checks, written=tuple(written)
-    )
+    return ReportOutcome(request=request, pages=tuple(pages), checks=checks, written=tuple(written))
