@@ -83,7 +83,7 @@ def parse_targets(texts: Sequence[str]) -> list[Reference]:
 
 
 def read_saved(paths: Sequence[Path]) -> list[tuple[Page, PageStyle]]:
-    found = []
+    found: list[tuple[Page, PageStyle]] = []
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
