@@ -16,7 +16,12 @@ import pytest
 import requests
 
 from tests.conftest import FIXTURES
-from tests.doubles.web import ForeignLayerHost, broken_registry, foreign_layer_host
+from tests.doubles.web import (
+    ForeignLayerHost,
+    broken_registry,
+    foreign_layer_host,
+    storage_front,
+)
 from tests.windows_images import (
     FOREIGN,
     MANIFEST_LIST,
@@ -330,3 +335,32 @@ def test_server_that_is_not_a_working_registry(
         )
     assert fragment in caught.value.one_line()
     assert "\n" not in caught.value.one_line()
+
+
+def test_blob_last_modified_from_storage_behind_a_redirect(
+    registry: str, foreign: ForeignLayerHost, session: requests.Session
+) -> None:
+    expected = _put_seed(registry, "report/cdn", foreign)
+    with storage_front(registry) as front:
+        images = []
+        for number, (image, published) in enumerate(zip(expected.images, SEED.images, strict=True)):
+            layers = []
+            for index, (layer, seed_layer) in enumerate(
+                zip(image.layers, published.layers, strict=True)
+            ):
+                if layer.media_type == FOREIGN:
+                    layers.append(layer)
+                    continue
+                assert seed_layer.last_modified is not None
+                # the last layer of the second platform comes without the header
+                served = None if (number, index) == (1, 10) else seed_layer.last_modified
+                front.modified[layer.digest] = None if served is None else http_date(served)
+                layers.append(replace(layer, last_modified=served))
+            images.append(replace(image, layers=tuple(layers)))
+        (page,) = _read(front.address, f"{front.address}/report/cdn:{TAG}", session)
+    assert page == replace(expected, name=f"{front.address}/report/cdn", images=tuple(images))
+    # each distinct blob asked once, at its storage URL
+    assert sorted(front.storage_requests) == sorted(front.modified)
+    text = write_page(page)
+    # every layer has its Last Modified line but the one sent without the header
+    assert text.count("\t\tLast Modified: ") == 33 - 1 - 1

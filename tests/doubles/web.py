@@ -6,6 +6,9 @@
 - :class:`BrokenRegistry` stands for a server that is not a working registry: every request gets
   one fixed answer (an HTML page from a proxy or a login portal, a 500, a manifest that is not
   JSON). The real registry cannot be made to answer those, so this is a double, named as one.
+- :class:`StorageFront` stands in front of the real registry as Docker Hub's CDN does: blob
+  HEADs are redirected to a storage URL that sends ``Last-Modified`` (Distribution on a
+  filesystem sends none); manifests and the rest come from the real registry.
 """
 
 from __future__ import annotations
@@ -89,5 +92,79 @@ def broken_registry(status: int, content_type: str, body: bytes) -> Iterator[str
     server.start()
     try:
         yield f"127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+@dataclass
+class StorageFront:
+    """What a registry with blob storage behind a CDN does (Docker Hub): a blob request is
+    redirected to the storage, which sends ``Last-Modified``; everything else goes to the real
+    registry behind. ``modified`` maps a blob digest to the header to send (None: no header)."""
+
+    address: str = ""
+    modified: dict[str, str | None] = field(default_factory=dict)
+    storage_requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def storage_front(registry: str) -> Iterator[StorageFront]:
+    import http.client
+    import re
+
+    front = StorageFront()
+    host, port = registry.split(":")
+    blob = re.compile(r"/v2/.+/blobs/(sha256:[0-9a-f]{64})")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def _answer(self) -> None:
+            if self.path.startswith("/storage/"):
+                digest = self.path.removeprefix("/storage/")
+                front.storage_requests.append(digest)
+                self.send_response(200 if digest in front.modified else 404)
+                self.send_header("Content-Length", "0")
+                value = front.modified.get(digest)
+                if value is not None:
+                    self.send_header("Last-Modified", value)
+                self.end_headers()
+                return
+            match = blob.fullmatch(self.path)
+            if match is not None and self.command == "HEAD":
+                self.send_response(307)
+                self.send_header("Location", f"http://{front.address}/storage/{match.group(1)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            upstream = http.client.HTTPConnection(host, int(port), timeout=30)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                upstream.request(self.command, self.path, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            finally:
+                upstream.close()
+
+        do_HEAD = _answer
+        do_GET = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = LoopbackServer(Handler)
+    server.start()
+    front.address = f"127.0.0.1:{server.port}"
+    try:
+        yield front
     finally:
         server.stop()
