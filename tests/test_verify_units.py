@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import run_toolkit
 from toolkit.errors import ConfigError
+from toolkit.results import CheckResult
 from toolkit.verify import (
     OVERRIDE_COMMANDS,
     OVERRIDE_TOKEN,
-    CheckResult,
     checks_for,
     failure_summary,
     junit_xml,

@@ -28,8 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from toolkit.errors import ConfigError, RegistryError
-from toolkit.hosts import describe_error
+from toolkit.errors import ConfigError, RegistryError, describe_exception
 from toolkit.imagepage import (
     LIST_TYPES,
     HistoryEntry,
@@ -101,7 +100,7 @@ def url_headers(session: requests.Session, timeout: float = 30.0) -> UrlHeaders:
             response = session.head(url, allow_redirects=True, timeout=timeout)
         except requests.RequestException as exc:
             raise RegistryError(
-                f"foreign layer URL {shown}: {describe_error(exc)}",
+                f"foreign layer URL {shown}: {describe_exception(exc)}",
                 hint="the layer's host is unreachable; check the network",
             ) from None
         with response:

@@ -42,7 +42,8 @@ import requests
 
 from toolkit.credentials import Credential, CredentialSource, NoCredentials
 from toolkit.errors import RegistryError, RegistryNotFoundError
-from toolkit.hosts import describe_error, is_loopback
+from toolkit.errors import describe_exception as describe_error
+from toolkit.hosts import is_loopback
 from toolkit.references import (
     Reference,
     base_url,
