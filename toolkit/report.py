@@ -68,7 +68,7 @@ class ReportOutcome:
         return CheckFailedError(
             f"{len(bad)} of {len(self.checks)} platform(s) not as {self.request.against} says: "
             f"{drift} drifted, {len(bad) - drift} matched no build",
-            hint="see the diffs above; render, rebuild and push, or fix the page's tag",
+            hint="the diffs and lines above say which; render, rebuild and push again",
         )
 
 

@@ -60,6 +60,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "toolkit.commands.verify",
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
     ),
+    CommandEntry(
+        "report",
+        "toolkit.commands.report",
+        "Write the image-info page of each tag, from a registry or a saved page; check provenance.",
+    ),
 )
 
 
