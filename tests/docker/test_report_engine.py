@@ -18,12 +18,13 @@ import json
 import tarfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_toolkit
 from tests.docker import engines as eng
 from tests.windows_images import MANIFEST_LIST, sha256
 from toolkit.imagepage import write_page
@@ -93,7 +94,7 @@ def engine(engine_factory: Callable[[str, str], eng.Engine]) -> Iterator[Any]:
         client.close()
 
 
-def test_built_pushed_reported_and_no_drift(registry: str, engine: Any) -> None:
+def test_built_pushed_reported_and_no_drift(registry: str, engine: Any, tmp_path: Path) -> None:
     standin = engine.images.get(f"{eng.STANDIN_REPOSITORY}:1809")
     standin.tag(f"{registry}/report/base", "standin")
     _push(engine, f"{registry}/report/base", "standin")
@@ -169,3 +170,16 @@ def test_built_pushed_reported_and_no_drift(registry: str, engine: Any) -> None:
     assert [(c.build, c.ok, c.diff) for c in checks] == [
         ("3.8-rc-windowsservercore-1809", True, "")
     ]
+    # and as a user runs it
+    result = run_toolkit(
+        "report",
+        f"{registry}/report/python:3.8-rc-windowsservercore",
+        "--against",
+        str(REPO / "dockerfiles"),
+        "--versions",
+        str(REPO / "versions.json"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "(windows version 10.0.17763.805; amd64): matches " in result.stderr

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, run_toolkit
 from tests.doubles.web import (
     ForeignLayerHost,
     broken_registry,
@@ -364,3 +365,56 @@ def test_blob_last_modified_from_storage_behind_a_redirect(
     text = write_page(page)
     # every layer has its Last Modified line but the one sent without the header
     assert text.count("\t\tLast Modified: ") == 33 - 1 - 1
+
+
+# --- as a user runs it -------------------------------------------------------------------------
+
+
+def test_cli_writes_the_page_of_a_registry_tag(
+    registry: str, foreign: ForeignLayerHost, tmp_path: Path
+) -> None:
+    expected = _put_seed(registry, "report/cli", foreign)
+    ref = f"{registry}/report/cli:{TAG}"
+    result = run_toolkit("report", ref, "--out", "remote", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"wrote remote/{TAG}.md\n"
+    assert (tmp_path / "remote" / f"{TAG}.md").read_text("utf-8") == write_page(expected)
+
+    printed = run_toolkit("report", ref, "--json", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    (page,) = json.loads(printed.stdout)["pages"]
+    assert page["digest"] == expected.digest
+    assert [i["image_id"] for i in page["images"]] == [i.image_id for i in expected.images]
+
+
+@pytest.mark.parametrize(
+    "name", ["manifest pointing at a missing config", "history longer than the layers"]
+)
+def test_cli_registry_errors_write_nothing(
+    name: str, registry: str, foreign: ForeignLayerHost, tmp_path: Path
+) -> None:
+    good = _put_seed(registry, "report/good", foreign)
+    scenario, fragment = REGISTRY_SCENARIOS[name]
+    bad = scenario(registry, foreign)
+    result = run_toolkit(
+        "report", f"{registry}/report/good:{good.tag}", bad, "--out", "remote", cwd=tmp_path
+    )
+    assert result.returncode == 12
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert fragment in line
+    assert not (tmp_path / "remote").exists()
+
+
+def test_cli_html_answer_is_exit_12(tmp_path: Path) -> None:
+    page = b"<!DOCTYPE html><html><body>Proxy login</body></html>"
+    with broken_registry(200, "text/html; charset=utf-8", page) as address:
+        result = run_toolkit(
+            "report", f"{address}/python:{TAG}", "--out", "remote", "--retries", "0", cwd=tmp_path
+        )
+    assert result.returncode == 12
+    assert result.stderr == (
+        f"error: {address}/python:{TAG}: the registry answered 'text/html', not a manifest "
+        "list or image manifest (is it a Docker or OCI registry?)\n"
+    )
+    assert not (tmp_path / "remote").exists()
