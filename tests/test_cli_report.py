@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import FIXTURES, REPO, run_toolkit
+from tests.doubles.web import stalling_registry
 
 SEED = FIXTURES / "published-python-3.8-rc-windowsservercore.md"
 PAGE_2026 = FIXTURES / "published-python-3.14-windowsservercore.md"
@@ -117,3 +122,31 @@ def test_an_output_that_cannot_be_written_is_exit_5(tmp_path: Path) -> None:
     assert result.returncode == 5
     assert len(result.stderr.splitlines()) == 1
     assert (tmp_path / "remote").read_text("utf-8") == "a file, not a directory"
+
+
+def test_ctrl_c_while_the_registry_stalls_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLKIT_", "GITHUB_"))}
+    env["PYTHONPATH"] = str(REPO)
+    with stalling_registry() as (address, arrived):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "toolkit", "report", f"{address}/python:3.8", "--out", "out"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert arrived.wait(60), "the request never reached the registry"
+            process.send_signal(signal.SIGINT)
+            # The stalled request would hold a ThreadPoolExecutor's exit for the 30 s registry
+            # timeout; the run must end well before it.
+            stdout, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130
+    assert stdout == ""
+    assert stderr == "error: interrupted\n"
+    assert not (tmp_path / "out").exists()

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import re
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -366,6 +368,49 @@ class _TagState:
     images: list[_ImageState] = field(default_factory=list)
 
 
+class _DaemonPool:
+    """``jobs`` daemon threads running submitted calls.
+
+    Not ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, so after
+    Ctrl-C the process would wait for every request in flight to time out (30 s by default
+    against a registry that stalls). Daemon threads are simply dropped at exit.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self._work: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ]
+        self._work = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"report-{n}", daemon=True)
+            for n in range(max(1, jobs))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call(*args))
+            except BaseException as exc:  # handed to the main thread, which re-raises it
+                future.set_exception(exc)
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._work.put((future, call, args))
+        return future
+
+    def shutdown(self, pending: Iterable[Future[Any]]) -> None:
+        """Cancel what has not started; let the threads end after their current call."""
+        for future in pending:
+            future.cancel()
+        for _thread in self._threads:
+            self._work.put(None)
+
+
 class _Reader:
     """Requests on a bounded pool; the answers are handled here, on the calling thread."""
 
@@ -374,7 +419,7 @@ class _Reader:
     ) -> None:
         self.clients = clients
         self.url_headers = url_headers
-        self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="report")
+        self.pool = _DaemonPool(jobs)
         self.pending: dict[Future[Any], Callable[[Any], None]] = {}
         self.modified: dict[tuple[str, str, str], datetime | None] = {}
         self.asked: set[tuple[str, str, str]] = set()
@@ -389,7 +434,9 @@ class _Reader:
                 for future in done:
                     self.pending.pop(future)(future.result())
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            # After a failure or Ctrl-C nothing more starts, and the run returns at once:
+            # requests in flight end at their own timeout and what they bring back is unused.
+            self.pool.shutdown(self.pending)
 
     # tag -> manifest (list or image)
     def tag(self, state: _TagState) -> None:

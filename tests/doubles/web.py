@@ -9,10 +9,12 @@
 - :class:`StorageFront` stands in front of the real registry as Docker Hub's CDN does: blob
   HEADs are redirected to a storage URL that sends ``Last-Modified`` (Distribution on a
   filesystem sends none); manifests and the rest come from the real registry.
+- :func:`stalling_registry` accepts a request and never answers it (a hung registry).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -167,4 +169,30 @@ def storage_front(registry: str) -> Iterator[StorageFront]:
     try:
         yield front
     finally:
+        server.stop()
+
+
+@contextmanager
+def stalling_registry() -> Iterator[tuple[str, threading.Event]]:
+    """A server on 127.0.0.1 that accepts a request and never answers it (until the end).
+
+    Yields its address and an event set when the first request has arrived.
+    """
+    arrived = threading.Event()
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrived.set()
+            release.wait(120)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = LoopbackServer(Handler)
+    server.start()
+    try:
+        yield f"127.0.0.1:{server.port}", arrived
+    finally:
+        release.set()
         server.stop()
