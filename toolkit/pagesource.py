@@ -368,6 +368,9 @@ class _TagState:
     images: list[_ImageState] = field(default_factory=list)
 
 
+_Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+
+
 class _DaemonPool:
     """``jobs`` daemon threads running submitted calls.
 
@@ -377,10 +380,7 @@ class _DaemonPool:
     """
 
     def __init__(self, jobs: int) -> None:
-        self._work: queue.SimpleQueue[
-            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
-        ]
-        self._work = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._serve, name=f"report-{n}", daemon=True)
             for n in range(max(1, jobs))
