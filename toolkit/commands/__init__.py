@@ -65,6 +65,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "toolkit.commands.report",
         "Write the image-info page of each tag, from a registry or a saved page; check provenance.",
     ),
+    CommandEntry(
+        "ci-matrix",
+        "toolkit.commands.ci_matrix",
+        "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
+    ),
 )
 
 
