@@ -22,6 +22,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def registry_in_namespace() -> Iterator[str]:
     finally:
         if started is not None:
             eng.stop_registry(started)
+        shutil.rmtree(root, ignore_errors=True)
         netns.leave()
         netns.delete()
 
