@@ -51,6 +51,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "Print which host builds each target and with which isolation, without building.",
     ),
     CommandEntry(
+        "inspect",
+        "toolkit.commands.inspect",
+        "Check the Windows build hosts over WinRM: build, patch level, Docker, TLS, disk, reboots.",
+    ),
+    CommandEntry(
         "build",
         "toolkit.commands.build",
         "Build the selected images on their hosts, verify them, and report.",
