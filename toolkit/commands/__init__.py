@@ -66,6 +66,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
     ),
     CommandEntry(
+        "report",
+        "toolkit.commands.report",
+        "Write the image-info page of each tag, from a registry or a saved page; check provenance.",
+    ),
+    CommandEntry(
         "ci-matrix",
         "toolkit.commands.ci_matrix",
         "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
