@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.cancel import Canceller
-from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image
+from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image, prepare_logs
 from toolkit.errors import (
     BuildFailedError,
     ConfigError,
@@ -89,6 +89,7 @@ def run_build(
     """Plan, then (unless ``dry_run``) build every target and verify it. ``progress`` opens the
     presentation (live view, lines, GitHub folds) only once there is something to build."""
     builds = select_builds(request.versions, request.selectors).chosen
+    prepare_logs(request.settings.logs, create=not request.dry_run)
     for b in builds:
         if not dockerfile_path(request.out, b).is_file():
             raise ConfigError(
