@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from toolkit.hosts import HostSelection
+    from toolkit.inspection import WinRMAccess
 
 VERSIONS = Path("versions.json")
 OUT = Path("dockerfiles")
@@ -71,6 +72,46 @@ NoPreflight = Annotated[
 ]
 
 
+WinRMTimeout = Annotated[
+    float,
+    typer.Option(
+        "--winrm-timeout",
+        help="Deadline of each host's WinRM check, in seconds.",
+        show_default=True,
+    ),
+]
+WINRM_TIMEOUT = 60.0
+
+
+PREFLIGHTS = ("winrm",)
+
+
+def preflights(given: list[str] | None) -> set[str]:
+    """The ``--preflight`` kinds asked for; ConfigError for an unknown one."""
+    from toolkit.errors import ConfigError
+    from toolkit.suggest import did_you_mean
+
+    for kind in given or ():
+        if kind not in PREFLIGHTS:
+            raise ConfigError(
+                f"--preflight {kind!r} is not a preflight", hint=did_you_mean(kind, PREFLIGHTS)
+            )
+    return set(given or ())
+
+
+def winrm_access() -> WinRMAccess:
+    """The session opener and, when a person can answer, the password prompt."""
+    import os
+    import sys
+
+    from toolkit.inspection import WinRMAccess
+    from toolkit.winrm import open_session
+    from toolkit.winrm_config import terminal_prompt
+
+    prompt = terminal_prompt(os.environ, stdin_isatty=sys.stdin.isatty())
+    return WinRMAccess(open_session=open_session, prompt=prompt)
+
+
 def selectors(given: list[str] | None) -> tuple[str, ...]:
     return tuple(given or ())
 
@@ -86,3 +127,46 @@ def host_selection(
         isolation=isolation,
         preflight=not no_preflight,
     )
+
+
+# --- registries (push, manifest) ------------------------------------------------------------
+
+RegistryRepo = Annotated[
+    str,
+    typer.Option(
+        "--repo",
+        envvar="TOOLKIT_REGISTRY_REPO",
+        help="Destination REGISTRY/NAME (https:// is implied; http:// only for loopback).",
+        show_default=False,
+    ),
+]
+RegistryCA = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-ca",
+        envvar="TOOLKIT_REGISTRY_CA",
+        help="CA certificate (PEM) of the registry's TLS certificate (default: system store).",
+        show_default=False,
+    ),
+]
+RETRIES = 3
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        envvar="TOOLKIT_REGISTRY_RETRIES",
+        min=0,
+        max=10,
+        help="Retries of a registry request after a 5xx answer or a connection error (never 4xx).",
+    ),
+]
+REGISTRY_TIMEOUT = 30.0
+RegistryTimeout = Annotated[
+    float,
+    typer.Option(
+        "--registry-timeout",
+        envvar="TOOLKIT_REGISTRY_TIMEOUT",
+        min=1.0,
+        help="Seconds to connect to the registry, and between bytes read.",
+    ),
+]
