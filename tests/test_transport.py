@@ -56,6 +56,7 @@ def test_trickled_headers_end_at_the_request_timeout() -> None:
             s.get(server.base + "/ftp/", timeout=(0.5, 0.5))
         took = time.monotonic() - start
     assert info.value.phase == "headers"
+    assert info.value.__context__ is None  # not "caused" by the socket the deadline shut
     assert info.value.reason == "the status line and headers did not arrive within 1s"
     assert str(info.value).startswith(f"{server.base}/ftp/: ")
     assert 0.9 < took < 5.0
@@ -89,6 +90,7 @@ def test_a_body_without_length_cut_by_the_deadline_is_not_complete() -> None:
         with pytest.raises(DeadlineExceeded) as info:
             s.get(server.base + "/x", timeout=(5, 5))  # the body is read inside get()
         assert info.value.phase == "answer"
+        assert info.value.__context__ is None
         with pytest.raises(DeadlineExceeded):
             read_streamed(s, server.base + "/y")
         assert time.monotonic() - start < 6.0
@@ -192,3 +194,51 @@ def test_an_interrupted_header_read_leaves_no_timer() -> None:
     time.sleep(0.1)
     timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
     assert timers == []
+
+
+# --- the registry client uses the same rules ----------------------------------------------------
+
+
+def test_a_trickling_registry_cannot_hold_the_client() -> None:
+    from toolkit.errors import RegistryError
+    from toolkit.registry import RegistryClient, RetryPolicy
+
+    policy = RetryPolicy(attempts=2, backoff=0.01, timeout=0.5)
+    with trickling(HEADERS_THEN_TRICKLE, interval=0.2) as server:
+        start = time.monotonic()
+        with (
+            RegistryClient(f"127.0.0.1:{server.port}", retry=policy) as client,
+            pytest.raises(RegistryError) as info,
+        ):
+            client.ping()
+        took = time.monotonic() - start
+    assert "the status line and headers did not arrive within 1s" in str(info.value)
+    assert "failed after 2 attempts" in str(info.value)
+    assert server.connections == 2
+    assert took < 10
+
+
+def test_a_registry_redirecting_a_blob_to_http_is_refused(
+    certificates: Certificates, upstream: Upstream
+) -> None:
+    from toolkit.errors import RegistryError
+    from toolkit.registry import RegistryClient, RetryPolicy
+
+    digest = "sha256:" + "ab" * 32
+    upstream.add(f"/storage/{digest}", b"blob bytes in the clear")
+    with tls_server(certificates) as tls:
+        tls.redirect(f"/v2/python/blobs/{digest}", f"{upstream.base}/storage/{digest}")
+        registry = tls.base.removeprefix("https://")
+        with (
+            RegistryClient(
+                registry, scheme="https", ca=certificates.ca, retry=RetryPolicy(attempts=3)
+            ) as client,
+            pytest.raises(RegistryError) as info,
+        ):
+            client.get_blob("python", digest)
+    assert (
+        f"{tls.base}/v2/python/blobs/{digest} redirects to {upstream.base}/storage/{digest}: "
+        "refused" in str(info.value)
+    )
+    assert tls.hits == [f"/v2/python/blobs/{digest}"]  # not retried
+    assert upstream.count() == 0

@@ -244,20 +244,26 @@ class _Body:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
+    # The DeadlineExceeded is raised outside the ``except`` of the read it ends: chained to that
+    # read's error, describe_exception would report the shut-down socket ("Connection reset").
+
     def _check(self) -> None:
         if self._deadline.expired:
-            raise self._deadline.error() from None
+            raise self._deadline.error()
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
-        try:
-            for chunk in self._raw.stream(*args, **kwargs):
-                self._check()
-                yield chunk
-        except DeadlineExceeded:
-            raise
-        except Exception:
+        chunks = self._raw.stream(*args, **kwargs)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except Exception:
+                if not self._deadline.expired:
+                    raise
+                break
             self._check()
-            raise
+            yield chunk
         self._check()
         self._deadline.cancel()
 
@@ -265,8 +271,9 @@ class _Body:
         try:
             data: bytes = self._raw.read(*args, **kwargs)
         except Exception:
-            self._check()
-            raise
+            if not self._deadline.expired:
+                raise
+            data = b""
         self._check()
         return data
 
@@ -317,21 +324,24 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         deadline = Deadline(str(request.url), _seconds(timeout), self.total)
         deadline.start()
         _current.deadline = deadline
+        response: requests.Response | None = None
         try:
             response = super().send(request, stream=stream, timeout=timeout, **kwargs)
         except Exception:
             deadline.cancel()
-            if deadline.expired:
-                raise deadline.error() from None
-            raise
+            if not deadline.expired:
+                raise
         except BaseException:  # Ctrl-C: no timer outlives the request
             deadline.cancel()
             raise
         finally:
             _current.deadline = None
-        if deadline.expired:  # an EOF inside the headers ends them early: not an answer
+        if deadline.expired or response is None:
+            # Raised here, not in the except: the socket error the cut caused is no cause.
+            # An EOF inside the headers ends them early: such a response is no answer either.
             deadline.cancel()
-            response.close()
+            if response is not None:
+                response.close()
             raise deadline.error()
         deadline.body()
         response.raw = _Body(response.raw, deadline)
