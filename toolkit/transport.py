@@ -28,6 +28,8 @@ the adapter's own pools (direct and HTTP-proxied; not SOCKS).
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import socket
 import threading
 import time
@@ -95,8 +97,76 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+class _Watchdog:
+    """One thread for every deadline of the process: a heap of (when, callback) entries. A
+    thread per request (threading.Timer) costs more than a small request itself."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._cancelled = 0
+
+    def schedule(self, seconds: float, callback: Any) -> list[Any]:
+        """Call ``callback`` in ``seconds``; the entry returned cancels it (:meth:`cancel`)."""
+        entry = [time.monotonic() + seconds, next(self._seq), callback]
+        with self._cond:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="toolkit-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        with self._cond:
+            if entry[2] is None:
+                return
+            entry[2] = None
+            self._cancelled += 1
+            if self._cancelled > 256 and self._cancelled * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending(self) -> int:
+        """Entries still to fire (for tests)."""
+        with self._cond:
+            return sum(1 for e in self._heap if e[2] is not None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                    self._cancelled -= 1
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                delay = self._heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                entry = heapq.heappop(self._heap)
+                callback, entry[2] = entry[2], None
+                self._cond.release()
+                try:
+                    callback()
+                except Exception:  # a callback must not stop every other deadline
+                    pass
+                finally:
+                    self._cond.acquire()
+
+
+_watchdog = _Watchdog()
+
+
 class Deadline:
-    """The deadline of one request: armed on a timer, bound to the connection carrying it."""
+    """The deadline of one request: scheduled on the watchdog, bound to the connection
+    carrying it."""
 
     def __init__(self, url: str, headers: float | None, total: float) -> None:
         self.url = url
@@ -105,7 +175,7 @@ class Deadline:
         self.phase = "headers"
         self.expired = False
         self._conn: Any = None
-        self._timer: threading.Timer | None = None
+        self._entry: list[Any] | None = None
         self._lock = threading.Lock()
         self._started = 0.0
 
@@ -121,17 +191,15 @@ class Deadline:
 
     def _arm(self, seconds: float) -> None:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(max(0.0, seconds), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            if self._entry is not None:
+                _watchdog.cancel(self._entry)
+            self._entry = _watchdog.schedule(max(0.0, seconds), self._fire)
 
     def cancel(self) -> None:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._entry is not None:
+                _watchdog.cancel(self._entry)
+                self._entry = None
         unbind(self._conn, self)
 
     def error(self) -> DeadlineExceeded:
