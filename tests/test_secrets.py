@@ -42,7 +42,9 @@ def files_under(directory: Path) -> str:
     "endpoint",
     [TCP, SSH, f"unix://admin:{PASSWORD}@/var/run/docker.sock",
      f"npipe://admin:{PASSWORD}@/./pipe/docker_engine", f"tcp://admin:{PASSWORD}@127.0.0.1:2375",
-     f"admin:{PASSWORD}@10.1.2.3:2375", f"tcp://10.1.2.3:2375/?token={PASSWORD}"],
+     f"admin:{PASSWORD}@10.1.2.3:2375", f"tcp://10.1.2.3:2375/?token={PASSWORD}",
+     f"tcp://127.0.0.1:2375#{PASSWORD}", f"unix:///x.sock?{PASSWORD}",
+     f"ssh://builder:{PASSWORD}@[::1]", f"https://admin:{PASSWORD}@127.0.0.1:2376"],
 )  # fmt: skip
 def test_host_option_refusals_hide_user_info(workspace: Path, endpoint: str) -> None:
     result = run_toolkit("hosts", "--host", f"1809={endpoint}", cwd=workspace)
@@ -231,6 +233,7 @@ def test_debug_traceback_of_a_chained_library_error(capsys: pytest.CaptureFixtur
         ("https://u:p@m.example/x?q=1", "https://***@m.example/x?q=1"),
         ("https://u:pa/ss@host/x", "https://***@host/x"),  # an unescaped / in the password
         ("https://h/x?X-Amz-Signature=abc&v=1", "https://h/x?X-Amz-Signature=***&v=1"),
+        ("https://h/x?abc&v=1#frag", "https://h/x?***&v=1#***"),
         ("npipe:////./pipe/docker_engine", "npipe:////./pipe/docker_engine"),
         ("tcp://[::1]:2375", "tcp://[::1]:2375"),
         ("not a url", "not a url"),

@@ -210,6 +210,8 @@ def check_url(url: str, *, where: str, tls: bool) -> str:
     if scheme == "ssh":
         if not parts.hostname:
             raise ConfigError(f"{where}: {shown} has no host name", hint="use ssh://USER@HOST")
+        if parts.path not in ("", "/"):
+            raise ConfigError(f"{where}: {shown} has a path", hint="use ssh://USER@HOST[:PORT]")
         if parts.password is not None:
             raise ConfigError(
                 f"{where}: {shown} carries a password; the ssh client does not take one from "

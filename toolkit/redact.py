@@ -8,7 +8,8 @@ table and ``--json``, build and dry-run lines, logs, reports and ``--debug`` tra
   exception is an ``ssh://`` login name, which is no secret and tells hosts apart
   (``ssh://builder@h``); a password next to it is hidden (``ssh://builder:***@h``).
 * Query values whose names say they are secret (``token``, ``sig``, ``X-Amz-Signature``,
-  ``password``, ...) are hidden: signed URLs are credentials too.
+  ``password``, ...), bare query words and fragments are hidden: signed URLs are credentials
+  too.
 * A "path" that is key material (PEM text pasted where a file name belongs) is not shown.
 * Free text (a library's message, a traceback): every URL in it is redacted as above and every
   PEM block is replaced.
@@ -30,7 +31,6 @@ _SECRET_QUERY = re.compile(
     r"(?i)(?:token|sig|signature|secret|passw(?:or)?d|pwd|key|credential|auth|session|code|"
     r"x-amz-[a-z-]+)"
 )
-_QUERY_PAIR = re.compile(r"(?P<name>[^&=#]*)=(?P<value>[^&#]*)")
 # A PEM block, also cut short or flattened onto one line (messages join lines with spaces).
 _PEM = re.compile(
     r"-----BEGIN [A-Z0-9 ]{0,60}-----.*?(?:-----END [A-Z0-9 ]{0,60}-----|\Z)", re.DOTALL
@@ -83,16 +83,20 @@ def _plain_user(user: str) -> bool:
 
 
 def _redact_query(tail: str) -> str:
-    path, q, query = tail.partition("?")
-    if not q:
-        return tail
-    query, hash_, fragment = query.partition("#")
+    """Secret-named query values, bare query words and any fragment hidden (a fragment is never
+    sent to a server, and is where tokens of some flows travel)."""
+    rest, hash_, fragment = tail.partition("#")
+    path, q, query = rest.partition("?")
+    if q:
 
-    def hide(match: re.Match[str]) -> str:
-        name = match.group("name")
-        return f"{name}={HIDDEN}" if _SECRET_QUERY.search(name) else match.group(0)
+        def hide(item: str) -> str:
+            name, eq, _value = item.partition("=")
+            if not eq:
+                return HIDDEN if item else item
+            return f"{name}={HIDDEN}" if _SECRET_QUERY.search(name) else item
 
-    return f"{path}?{_QUERY_PAIR.sub(hide, query)}{hash_}{fragment}"
+        path = f"{path}?{'&'.join(hide(item) for item in query.split('&'))}"
+    return f"{path}#{HIDDEN}" if hash_ and fragment else f"{path}{hash_}"
 
 
 def looks_like_key_material(value: str) -> bool:
