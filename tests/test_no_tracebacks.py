@@ -211,6 +211,11 @@ def run_with_stdout(
         os.close(write_end)
 
 
+def runners(ws: Path) -> None:
+    labels = '["self-hosted", "windows"]'
+    write(ws, "runners.toml", "".join(f"{r} = {labels}\n" for r in ("1809", "1803", "ltsc2016")))
+
+
 def drift(ws: Path) -> None:
     write(ws, D1809, "edited\n")
 
@@ -224,6 +229,7 @@ OUTPUT_COMMANDS: dict[str, tuple[list[str], Callable[[Path], None] | None, int]]
     "render --check": (["render", "--check"], drift, 5),  # the diff is lost: 5, not 1
     "lint": (["lint", "--no-hadolint"], None, 5),
     "hosts": (["hosts", "--no-preflight"], None, 5),
+    "ci-matrix": (["ci-matrix", "--runners", "runners.toml"], runners, 5),
 }
 
 
@@ -302,7 +308,9 @@ OFFLINE += ["--retries", "0", "--timeout", "1"]
 
 @st.composite
 def command_lines(draw: st.DrawFn) -> list[str]:
-    command = draw(st.sampled_from(["list", "render", "lint", "hosts", "bump"]))
+    command = draw(
+        st.sampled_from(["list", "render", "lint", "hosts", "bump", "ci-matrix", "library"])
+    )
     args = [command]
     options = {
         "list": ["--json", "--versions"],
@@ -310,6 +318,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         "lint": ["--out", "--versions"],
         "hosts": ["--host", "--isolation", "--json", "--hosts"],
         "bump": ["--add", "--dry-run", "--json", "--no-render", "--jobs"],
+        "ci-matrix": ["--runners", "--format", "--versions"],
+        "library": ["--out", "--git-repo", "--maintainers", "--builder"],
     }[command]
     flags = {"--json", "--check", "--dry-run", "--no-render"}
     for option in draw(st.lists(st.sampled_from(options), max_size=3)):

@@ -96,6 +96,16 @@ def report_error(error: ToolkitError) -> None:
     Console.from_process().error(error.one_line())
 
 
+def print_traceback(exc: BaseException) -> None:
+    """The traceback of ``exc`` and its chain on stderr, through ``redact_text``: library
+    exceptions in the chain quote URLs (user info included) and may quote PEM text."""
+    import traceback
+
+    from toolkit.redact import redact_text
+
+    sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command; exit with the code of its outcome. No traceback for user mistakes.
 
@@ -120,7 +130,7 @@ def _run(args: list[str]) -> int:
         sys.stdout.flush()  # output that cannot be written fails the run here, whatever it was
     except ToolkitError as exc:
         if STATE.debug and not isinstance(exc, Interrupted):
-            raise
+            print_traceback(exc)
         report_error(exc)
         return exc.exit_code
     except TyperException as exc:  # usage errors: unknown option, bad value, missing argument
@@ -134,7 +144,14 @@ def _run(args: list[str]) -> int:
         report_error(Interrupted())
         return Interrupted.exit_code
     except Exit as exc:
-        return exc.exit_code
+        return int(exc.exit_code)
+    except Exception as exc:  # a bug: its traceback, but never a secret a library quoted
+        print_traceback(exc)
+        return 1
+    if isinstance(result, int) and result == Interrupted.exit_code:
+        # Typer turns a KeyboardInterrupt into Exit(130), which standalone_mode=False returns.
+        report_error(Interrupted())
+        return Interrupted.exit_code
     failure = result.failure() if hasattr(result, "failure") else None
     if failure is not None:  # a run that ended badly: its reason is output, not a crash
         report_error(failure)

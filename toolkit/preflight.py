@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.version import Version
 
-from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
+from toolkit.errors import (
+    ConfigError,
+    HostError,
+    ToolkitError,
+    ToolMissingError,
+    describe_exception,
+)
 from toolkit.hosts import HostsConfig, HostSelection, HostSpec
 from toolkit.windows import WindowsRelease, find_release
 
@@ -93,7 +99,7 @@ class Assignment:
     host: HostSpec
     isolation: str | None
     facts: HostFacts | None
-    error: HostError | None = None
+    error: ToolkitError | None = None
 
     @property
     def ok(self) -> bool:
@@ -183,6 +189,16 @@ def check_engine(facts: HostFacts) -> None:
         )
 
 
+def isolation_between(host_build: int, image_build: int) -> str | None:
+    """``process`` or ``hyperv`` for an image of ``image_build`` on a ``host_build`` host, or None
+    when it never runs there (an image newer than the host)."""
+    if host_build < image_build:
+        return None
+    if host_build == image_build or (host_build, image_build) in PROCESS_ACROSS_BUILDS:
+        return "process"
+    return "hyperv"
+
+
 def _release(release: WindowsRelease | str) -> WindowsRelease:
     if isinstance(release, WindowsRelease):
         return release
@@ -216,17 +232,14 @@ def choose_isolation(facts: HostFacts, release: WindowsRelease | str, override: 
             f"KernelVersion {facts.kernel_version!r}",
             hint="pass --no-preflight (and --isolation) to build anyway",
         )
-    if facts.build < target.build:
+    natural = isolation_between(facts.build, target.build)
+    if natural is None:
         raise HostError(
             f"Docker host {facts.endpoint} runs Windows build {facts.build}, older than the "
             f"{target.key} image (build {target.build}): a newer image never runs on an older host",
             hint=f"build {target.key} on a host with build {target.build} or newer",
         )
-    if override is not None:
-        return override
-    if facts.build == target.build or (facts.build, target.build) in PROCESS_ACROSS_BUILDS:
-        return "process"
-    return "hyperv"
+    return override if override is not None else natural
 
 
 def _host_key(spec: HostSpec) -> tuple[str, str | None, object]:
@@ -329,6 +342,8 @@ def plan_targets(
                 raise a.error
             client = clients.connect(a.host)
             os_type = clients.os_type(a.host, a.facts.os_type if a.facts is not None else None)
+        except ToolMissingError:  # not the host's fault: the run cannot go on here at all
+            raise
         except ToolkitError as exc:
             refused[a.build_id] = exc
             continue

@@ -51,6 +51,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "Print which host builds each target and with which isolation, without building.",
     ),
     CommandEntry(
+        "inspect",
+        "toolkit.commands.inspect",
+        "Check the Windows build hosts over WinRM: build, patch level, Docker, TLS, disk, reboots.",
+    ),
+    CommandEntry(
         "build",
         "toolkit.commands.build",
         "Build the selected images on their hosts, verify them, and report.",
@@ -59,6 +64,31 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "verify",
         "toolkit.commands.verify",
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
+    ),
+    CommandEntry(
+        "report",
+        "toolkit.commands.report",
+        "Write the image-info page of each tag, from a registry or a saved page; check provenance.",
+    ),
+    CommandEntry(
+        "ci-matrix",
+        "toolkit.commands.ci_matrix",
+        "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
+    ),
+    CommandEntry(
+        "push",
+        "toolkit.commands.push",
+        "Push each build's per-release tags to a registry from the engine that built it.",
+    ),
+    CommandEntry(
+        "manifest",
+        "toolkit.commands.manifest",
+        "Publish each shared tag as a manifest list over the per-release images in a registry.",
+    ),
+    CommandEntry(
+        "library",
+        "toolkit.commands.library",
+        "Print the official-images library file (Tags, SharedTags, GitCommit, ...) for the builds.",
     ),
 )
 

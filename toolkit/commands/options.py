@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from toolkit.hosts import HostSelection
+    from toolkit.inspection import WinRMAccess
 
 VERSIONS = Path("versions.json")
 OUT = Path("dockerfiles")
@@ -84,8 +85,8 @@ NoPreflight = Annotated[
 ]
 
 
-def _number_of_seconds(text: str, *, zero: bool) -> float:
-    """``text`` as seconds: finite, more than 0 (or 0 when ``zero``), at most a month
+def _number_of_seconds(text: str, *, low: float, low_ok: bool) -> float:
+    """``text`` as seconds: finite, above ``low`` (or equal when ``low_ok``), at most a month
     (toolkit.cancel.MAX_TIMEOUT). inf or 1e300 would overflow the socket and thread timeouts
     they end up in (an OverflowError traceback), nan would pass every comparison."""
     from toolkit.cancel import MAX_TIMEOUT
@@ -94,10 +95,11 @@ def _number_of_seconds(text: str, *, zero: bool) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    low = "0 or more" if zero else "more than 0"
-    if not (math.isfinite(value) and (value >= 0 if zero else value > 0) and value <= MAX_TIMEOUT):
+    above = value >= low if low_ok else value > low
+    if not (math.isfinite(value) and above and value <= MAX_TIMEOUT):
+        least = f"{low:g} or more" if low_ok else f"more than {low:g}"
         raise typer.BadParameter(
-            f"{str(text)[:40]!r} is not a number of seconds: use {low}, "
+            f"{str(text)[:40]!r} is not a number of seconds: use {least}, "
             f"at most {MAX_TIMEOUT:.0f} (30 days)"
         )
     return value
@@ -105,12 +107,59 @@ def _number_of_seconds(text: str, *, zero: bool) -> float:
 
 def seconds(text: str) -> float:
     """A positive, finite number of seconds, at most 30 days (option parser)."""
-    return _number_of_seconds(text, zero=False)
+    return _number_of_seconds(text, low=0, low_ok=False)
+
+
+def seconds_from_one(text: str) -> float:
+    """Like :func:`seconds`, at least 1 (network timeouts of the registry clients)."""
+    return _number_of_seconds(text, low=1, low_ok=True)
 
 
 def seconds_or_zero(text: str) -> float:
     """Like :func:`seconds`, also 0 (a backoff, a retry time)."""
-    return _number_of_seconds(text, zero=True)
+    return _number_of_seconds(text, low=0, low_ok=True)
+
+
+WinRMTimeout = Annotated[
+    float,
+    typer.Option(
+        "--winrm-timeout",
+        parser=seconds,
+        metavar="SECONDS",
+        help="Deadline of each host's WinRM check, in seconds.",
+        show_default=True,
+    ),
+]
+WINRM_TIMEOUT = 60.0
+
+
+PREFLIGHTS = ("winrm",)
+
+
+def preflights(given: list[str] | None) -> set[str]:
+    """The ``--preflight`` kinds asked for; ConfigError for an unknown one."""
+    from toolkit.errors import ConfigError
+    from toolkit.suggest import did_you_mean
+
+    for kind in given or ():
+        if kind not in PREFLIGHTS:
+            raise ConfigError(
+                f"--preflight {kind!r} is not a preflight", hint=did_you_mean(kind, PREFLIGHTS)
+            )
+    return set(given or ())
+
+
+def winrm_access() -> WinRMAccess:
+    """The session opener and, when a person can answer, the password prompt."""
+    import os
+    import sys
+
+    from toolkit.inspection import WinRMAccess
+    from toolkit.winrm import open_session
+    from toolkit.winrm_config import terminal_prompt
+
+    prompt = terminal_prompt(os.environ, stdin_isatty=sys.stdin.isatty())
+    return WinRMAccess(open_session=open_session, prompt=prompt)
 
 
 def selectors(given: list[str] | None) -> tuple[str, ...]:
@@ -131,3 +180,48 @@ def host_selection(
         isolation=isolation.value if isinstance(isolation, IsolationMode) else isolation,
         preflight=not no_preflight,
     )
+
+
+# --- registries (push, manifest) ------------------------------------------------------------
+
+RegistryRepo = Annotated[
+    str,
+    typer.Option(
+        "--repo",
+        envvar="TOOLKIT_REGISTRY_REPO",
+        help="Destination REGISTRY/NAME (https:// is implied; http:// only for loopback).",
+        show_default=False,
+    ),
+]
+RegistryCA = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-ca",
+        envvar="TOOLKIT_REGISTRY_CA",
+        help="CA certificate (PEM) of the registry's TLS certificate (default: system store).",
+        show_default=False,
+    ),
+]
+RETRIES = 3
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        envvar="TOOLKIT_REGISTRY_RETRIES",
+        min=0,
+        metavar="N",
+        max=10,
+        help="Retries of a registry request after a 5xx answer or a connection error (never 4xx).",
+    ),
+]
+REGISTRY_TIMEOUT = 30.0
+RegistryTimeout = Annotated[
+    float,
+    typer.Option(
+        "--registry-timeout",
+        envvar="TOOLKIT_REGISTRY_TIMEOUT",
+        parser=seconds_from_one,
+        metavar="SECONDS",
+        help="Seconds to connect to the registry, and between bytes read.",
+    ),
+]
