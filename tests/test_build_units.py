@@ -103,10 +103,20 @@ def test_base_image_and_tags_of_the_rendered_dockerfile() -> None:
     assert base_image(REPO / "dockerfiles" / b.directory) == (
         "mcr.microsoft.com/windows/servercore:1809"
     )
+    # 3.15-rc is the newest rc line now: it has the "rc" tags, 3.8-rc keeps its own.
     assert full_tags(b, "example/python") == (
         "example/python:3.8.0rc1-windowsservercore-1809",
         "example/python:3.8-rc-windowsservercore-1809",
-        "example/python:rc-windowsservercore-1809",
+    )
+    nano = next(x for x in builds if x.id == "3.14-nanoserver-ltsc2022")
+    assert base_image(REPO / "dockerfiles" / nano.directory) == (
+        "mcr.microsoft.com/windows/nanoserver:ltsc2022"
+    )
+    assert full_tags(nano, "example/python") == (
+        "example/python:3.14.7-nanoserver-ltsc2022",
+        "example/python:3.14-nanoserver-ltsc2022",
+        "example/python:3-nanoserver-ltsc2022",
+        "example/python:nanoserver-ltsc2022",
     )
 
 

@@ -71,12 +71,19 @@ def template_name(build: Build) -> str:
 
 
 def template_context(build: Build) -> dict[str, object]:
+    """What a template may use. ``recipe`` and ``check_exit_code`` come from the line's data
+    (see PythonLine); ``installer_image`` is the Server Core image Python is installed on,
+    ``base_image`` the image the result ends on (they differ for nanoserver)."""
     line = build.line
     return {
         "build_id": build.id,
-        "base_image": build.release.base_image,
+        "flavor": build.variant.flavor,
+        "base_image": build.base_image,
+        "installer_image": build.variant.installer_image,
         "windows_release": build.release.key,
         "windows_build": build.release.build,
+        "recipe": line.recipe,
+        "check_exit_code": line.check_installer_exit_code,
         "python_version": line.version,
         "python_release": line.release,
         "python_sha256": line.windows_sha256,
@@ -91,10 +98,12 @@ def render_dockerfile(env: jinja2.Environment, build: Build) -> str:
     try:
         template = env.get_template(name)
         text = template.render(template_context(build))
-    except jinja2.TemplateNotFound:
+    except jinja2.TemplateNotFound as exc:
+        missing = exc.name if isinstance(exc.name, str) else name
+        needed = build.id if missing == name else f"{name}, for {build.id}"
         raise TemplateError(
-            f"template {name!r} not found (needed by {build.id})",
-            hint=f"add templates/{name}",
+            f"template {missing!r} not found (needed by {needed})",
+            hint=f"add templates/{missing}",
         ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
