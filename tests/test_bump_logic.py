@@ -25,9 +25,9 @@ from tests.bump_upstream import (
     sha256,
 )
 from tests.conftest import REPO
-from toolkit.bump import (
+from toolkit.bump import apply_updates
+from toolkit.upstream import (
     LineName,
-    apply_updates,
     get_pip_paths,
     installer_versions,
     newest_commit,

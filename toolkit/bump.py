@@ -1,8 +1,8 @@
 """Bumping versions.json: the newest Python, pip and get-pip for each line, from their sources.
 
-The parsers and the selection rules are pure functions over the documents the sources publish
-(python.org's directory index, PyPI's JSON, GitHub's commits JSON). ``resolve_updates`` drives
-them with a Fetcher passed in, fetching independent URLs concurrently; ``plan_bump`` turns the
+The parsers and the selection rules (toolkit.upstream) are pure functions over the documents
+the sources publish (python.org's directory index, PyPI's JSON, GitHub's commits JSON).
+``resolve_updates`` drives them with a Fetcher passed in, fetching independent URLs concurrently; ``plan_bump`` turns the
 result into the new text of versions.json, validated, without writing anything.
 
 Selection rules:
@@ -18,6 +18,11 @@ Selection rules:
   ``public/<X.Y>/get-pip.py``, ``public/get-pip.py``, ``get-pip.py``. When the pinned commit is
   already the newest, the pinned URL and sha256 are kept (the URL is immutable).
 - Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
+- A line without get-pip (pip from the installer) changes version and installer sha256 only.
+- The installer's sha256 is that of the downloaded file. When python.org publishes a Sigstore
+  bundle beside it (``<installer>.sigstore``, listed in the folder), the bundle's message digest
+  must equal it, or the bump fails naming both values: two independent channels must agree.
+  (The signature itself is not verified: that needs Sigstore's trust root.)
 """
 
 from __future__ import annotations
@@ -25,269 +30,35 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.render import Change, FileState, apply_render, write_files
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
+from toolkit.upstream import (
+    LineName,
+    get_pip_paths,
+    newest_commit,
+    parse_directory_index,
+    release_folders,
+    select_pip,
+    select_python,
+    sigstore_digest,
+)
 from toolkit.versions import (
     GET_PIP_URL_RE,
-    LINE_RE,
     PythonLine,
     VersionsFile,
     dump_versions,
     parse_versions,
 )
-
-FOLDER_RE = re.compile(r"^(?P<release>[0-9]+\.[0-9]+\.[0-9]+)/$")
-_VERSION = r"[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?"
-INSTALLER_RE = re.compile(rf"^python-(?P<version>{_VERSION})-amd64\.exe$")
-TARBALL_RE = re.compile(rf"^Python-(?P<version>{_VERSION})\.(?:tgz|tar\.xz)$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-# --- python.org directory index -------------------------------------------------------------
-
-
-class _AnchorCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
-        for name, value in attrs:
-            if name == "href" and value:
-                self.hrefs.append(value)
-
-
-def parse_directory_index(html: str) -> list[str]:
-    """The entry names of an autoindex page: ``3.8.0/`` for folders, ``python-3.8.0-amd64.exe``.
-
-    Absolute links keep their last path segment; parent links, query and fragment links are
-    dropped. Malformed HTML yields the entries found before the damage, never an exception.
-    """
-    parser = _AnchorCollector()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError, IndexError):  # html.parser on hostile markup
-        pass
-    names: list[str] = []
-    for href in parser.hrefs:
-        try:
-            path = urlsplit(href.strip()).path
-        except ValueError:
-            continue
-        is_folder = path.endswith("/")
-        segments = [s for s in path.split("/") if s]
-        if not segments:
-            continue
-        name = unquote(segments[-1])
-        if name in (".", "..") or "/" in name:
-            continue
-        names.append(name + "/" if is_folder else name)
-    return names
-
-
-def _version(text: str) -> Version | None:
-    """``text`` as a Version, or None: also for numbers too long to convert (a hostile source)."""
-    try:
-        return Version(text)
-    except ValueError:  # InvalidVersion, or int() refusing thousands of digits
-        return None
-
-
-def _matched_versions(entries: Sequence[str], pattern: re.Pattern[str]) -> set[Version]:
-    matches = (pattern.match(entry) for entry in entries)
-    versions = (_version(m["version"]) for m in matches if m is not None)
-    return {v for v in versions if v is not None}
-
-
-def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
-    """Release folders (``3.8.0/``) of the line ``major.minor``, newest first."""
-    found = set()
-    for entry in entries:
-        match = FOLDER_RE.match(entry)
-        version = _version(match["release"]) if match is not None else None
-        if version is not None and version.release[:2] == (major, minor):
-            found.add(version)
-    return sorted(found, reverse=True)
-
-
-def installer_versions(entries: Sequence[str]) -> set[Version]:
-    """Versions whose Windows installer (``python-<v>-amd64.exe``) is listed."""
-    return _matched_versions(entries, INSTALLER_RE)
-
-
-def listed_versions(entries: Sequence[str]) -> set[Version]:
-    """Versions a folder shows at all: by installer or by source tarball."""
-    return _matched_versions(entries, TARBALL_RE) | installer_versions(entries)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LineName:
-    name: str
-    major: int
-    minor: int
-    rc: bool
-
-    @classmethod
-    def parse(cls, name: str) -> LineName:
-        match = LINE_RE.match(name)
-        if match is None:
-            raise ConfigError(f"{name!r} is not a Python line", hint='name it "X.Y" or "X.Y-rc"')
-        return cls(
-            name=name, major=int(match["major"]), minor=int(match["minor"]), rc=bool(match["rc"])
-        )
-
-    @property
-    def major_minor(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class PythonChoice:
-    """The newest version of a line with a Windows installer, and what was passed over."""
-
-    line: LineName
-    version: Version | None
-    skipped: tuple[Version, ...] = ()
-    final_out: Version | None = None
-
-    def notes(self) -> list[str]:
-        notes: list[str] = []
-        finals = [v for v in self.skipped if not v.is_prerelease]
-        if len(finals) >= 2:
-            newest, oldest = finals[0], finals[-1]
-            staying = f"newest with one is {self.version}" if self.version else "none has one"
-            notes.append(
-                f"{self.line.name}: the line has ended for Windows: {oldest} to {newest} "
-                f"({len(finals)} releases) have no Windows installer; {staying}"
-            )
-        elif self.skipped:
-            listed = ", ".join(str(v) for v in self.skipped)
-            notes.append(
-                f"{self.line.name}: no Windows installer yet for {listed}; not bumping to it"
-            )
-        if self.final_out is not None:
-            notes.append(
-                f"{self.line.name}: {self.final_out} is final; rename the line to {self.line.major_minor}"
-            )
-        return notes
-
-
-def select_python(
-    line: LineName, folders: Sequence[Version], list_folder: Callable[[Version], Sequence[str]]
-) -> PythonChoice:
-    """Walk the line's release folders newest first until a version with an installer is found.
-
-    ``folders`` come from the top index (newest first); ``list_folder`` returns a folder's entries.
-    """
-    skipped: list[Version] = []
-    for folder in folders:
-        entries = list_folder(folder)
-        installers = installer_versions(entries)
-        in_folder = sorted(
-            (v for v in listed_versions(entries) if Version(v.base_version) == folder),
-            reverse=True,
-        )
-        for version in in_folder:
-            if version.is_prerelease and not line.rc:
-                continue
-            if version not in installers:
-                skipped.append(version)
-                continue
-            final_out = None
-            if line.rc and (not version.is_prerelease or version.release[2] > 0):
-                final_out = (
-                    version if not version.is_prerelease else Version(f"{line.major_minor}.0")
-                )
-            return PythonChoice(
-                line=line, version=version, skipped=tuple(skipped), final_out=final_out
-            )
-    return PythonChoice(line=line, version=None, skipped=tuple(skipped))
-
-
-# --- PyPI -----------------------------------------------------------------------------------
-
-
-def select_pip(document: Any, python_version: str, *, source: str) -> str:
-    """The newest final pip with a non-yanked file whose requires_python admits ``python_version``.
-
-    ``document`` is PyPI's JSON for pip (``<pypi>/pip/json``); ``source`` names it in errors.
-    """
-    releases = document.get("releases") if isinstance(document, dict) else None
-    if not isinstance(releases, dict):
-        raise SourceError(
-            f"{source}: no 'releases' object in the answer", hint="is this PyPI's JSON API?"
-        )
-    # pip compares requires_python with sys.version_info[:3], which has no pre-release tag:
-    # 3.9.0a1 counts as 3.9.0 (and so satisfies ">=3.9").
-    python = Version(Version(python_version).base_version)
-    admitted: list[Version] = []
-    for raw_version, files in releases.items():
-        version = _version(raw_version) if isinstance(raw_version, str) else None
-        if version is None:
-            continue
-        if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
-            continue
-        if version.local is not None or version.epoch != 0:  # not a PyPI release of pip
-            continue
-        if any(_file_admits(f, python) for f in files):
-            admitted.append(version)
-    if not admitted:
-        raise SourceError(
-            f"{source}: no pip release admits Python {python_version}",
-            hint="check requires_python on PyPI or the mirror",
-        )
-    return str(max(admitted))
-
-
-def _file_admits(file: object, python: Version) -> bool:
-    if not isinstance(file, dict) or file.get("yanked") is True:
-        return False
-    spec = file.get("requires_python")
-    if spec is None or spec == "":
-        return True
-    if not isinstance(spec, str):
-        return False
-    try:
-        return SpecifierSet(spec).contains(python, prereleases=True)
-    except ValueError:  # InvalidSpecifier, or a number too long to convert
-        return False  # cannot tell: do not pick it
-
-
-# --- GitHub ---------------------------------------------------------------------------------
-
-
-def newest_commit(document: Any, *, source: str) -> str:
-    """The sha of the first commit in GitHub's commits JSON (newest first)."""
-    if isinstance(document, list) and document and isinstance(document[0], dict):
-        sha = document[0].get("sha")
-        if isinstance(sha, str) and COMMIT_RE.match(sha):
-            return sha
-    raise SourceError(
-        f"{source}: no commit sha in the answer", hint="is this GitHub's commits API?"
-    )
-
-
-def get_pip_paths(line: LineName) -> list[str]:
-    """Where get-pip.py for ``line`` may live in pypa/get-pip, in the order they are tried."""
-    return [f"public/{line.major_minor}/get-pip.py", "public/get-pip.py", "get-pip.py"]
-
 
 # --- the update of one line -----------------------------------------------------------------
 
@@ -301,15 +72,22 @@ class LineUpdate:
     old_version: str | None
     new_version: str
     old_pip: str | None
-    new_pip: str
+    new_pip: str | None
     old_get_pip_url: str | None
-    new_get_pip_url: str
+    new_get_pip_url: str | None
     old_get_pip_sha256: str | None
-    new_get_pip_sha256: str
+    new_get_pip_sha256: str | None
     old_windows_sha256: str | None
     new_windows_sha256: str | None
     variants: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # Whether the new installer sha256 was checked against python.org's Sigstore bundle
+    # (None: not computed in this bump).
+    sigstore: bool | None = None
+
+    @property
+    def pip_from_installer(self) -> bool:
+        return self.new_get_pip_url is None
 
     @property
     def changed(self) -> bool:
@@ -322,12 +100,15 @@ class LineUpdate:
     def summary(self) -> str:
         """``3.8-rc: 3.8.0rc1 -> 3.8.0rc2, pip 19.2.3 -> 19.3``."""
         if self.added:
+            if self.new_get_pip_url is None:
+                return f"{self.line}: added at {self.new_version}, pip from the installer"
             return (
                 f"{self.line}: added at {self.new_version}, pip {self.new_pip}, "
                 f"get-pip {_commit_of(self.new_get_pip_url)[:7]}"
             )
         if not self.changed:
-            return f"{self.line}: up to date ({self.new_version}, pip {self.new_pip})"
+            pip = "pip from the installer" if self.pip_from_installer else f"pip {self.new_pip}"
+            return f"{self.line}: up to date ({self.new_version}, {pip})"
         parts = [
             f"{self.line}: {self.old_version} -> {self.new_version}"
             if self.old_version != self.new_version
@@ -337,7 +118,7 @@ class LineUpdate:
             parts.append(f"pip {self.old_pip} -> {self.new_pip}")
         if self.old_get_pip_url != self.new_get_pip_url:
             old = _commit_of(self.old_get_pip_url or "")[:7]
-            parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url)[:7]}")
+            parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url or '')[:7]}")
         elif self.old_get_pip_sha256 != self.new_get_pip_sha256:
             parts.append("get-pip sha256 updated")
         if self.old_windows_sha256 is None and self.new_windows_sha256 is not None:
@@ -360,7 +141,11 @@ class LineUpdate:
                 "old": {"url": self.old_get_pip_url, "sha256": self.old_get_pip_sha256},
                 "new": {"url": self.new_get_pip_url, "sha256": self.new_get_pip_sha256},
             },
-            "windows_sha256": {"old": self.old_windows_sha256, "new": self.new_windows_sha256},
+            "windows_sha256": {
+                "old": self.old_windows_sha256,
+                "new": self.new_windows_sha256,
+                "sigstore": self.sigstore,
+            },
             "notes": list(self.notes),
         }
 
@@ -394,13 +179,14 @@ class _Memo:
 
 @dataclass(frozen=True, kw_only=True)
 class _Shared:
-    """The documents every line needs, fetched once."""
+    """The documents every line needs, fetched once. ``pip_document`` and ``commit`` are None
+    when no line of the bump pins pip with get-pip."""
 
     sources: Sources
     fetcher: Fetcher
     top_entries: list[str]
     pip_document: Any
-    commit: str
+    commit: str | None
     memo: _Memo = field(default_factory=_Memo)
 
     def folder(self, release: Version) -> list[str]:
@@ -423,9 +209,54 @@ class _Shared:
         return result
 
 
+def _installer_sha256(
+    shared: _Shared, line: str, release: str, version: str, notes: list[str]
+) -> tuple[str, bool]:
+    """sha256 of the downloaded installer, and whether a Sigstore bundle confirmed it."""
+    sources = shared.sources
+    installer_url = sources.installer(release, version)
+    sha = shared.sha256(installer_url)
+    if sha is None:
+        raise SourceError(
+            f"{redact(installer_url)}: HTTP 404 although the folder lists it",
+            hint="the mirror may be syncing; try again later",
+        )
+    name = f"python-{version}-amd64.exe.sigstore"
+    if name not in shared.folder(Version(release)):
+        notes.append(
+            f"{line}: no Sigstore bundle ({name}) beside the installer; its sha256 rests on "
+            "the download alone"
+        )
+        return sha, False
+    bundle_url = installer_url + ".sigstore"
+    shown = redact(bundle_url)
+    try:
+        bundle = shared.fetcher.get_json(bundle_url)
+    except SourceNotFound:
+        raise SourceError(
+            f"{shown}: HTTP 404 although the folder lists it",
+            hint="the mirror may be syncing; try again later",
+        ) from None
+    signed = sigstore_digest(bundle, source=shown)
+    if signed != sha:
+        raise SourceError(
+            f"{redact(installer_url)}: the downloaded file's sha256 is {sha}, but the Sigstore "
+            f"bundle {shown} says {signed}; nothing written",
+            hint="the download or the mirror is corrupt or tampered with: do not use it; "
+            "try again, or from www.python.org",
+        )
+    return sha, True
+
+
 def _resolve_line(
-    shared: _Shared, name: str, current: PythonLine | None, variants: tuple[str, ...]
+    shared: _Shared,
+    name: str,
+    current: PythonLine | None,
+    variants: tuple[str, ...],
+    get_pip: bool,
 ) -> LineUpdate:
+    """The update of one line; ``get_pip`` says whether it pins pip with get-pip (the recipe of
+    an existing line, or of the line an added one copies)."""
     line = LineName.parse(name)
     sources = shared.sources
     folders = release_folders(shared.top_entries, line.major, line.minor)
@@ -463,31 +294,32 @@ def _resolve_line(
         new_version = str(choice.version)
     assert new_version is not None
 
-    new_pip = select_pip(shared.pip_document, new_version, source=redact(sources.pip_json()))
-    old_pip = current.pip_version if current else None
-    if old_pip is not None and Version(new_pip) < Version(old_pip):
-        notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
-        new_pip = old_pip
-
     # The installer's checksum: recomputed when the version changes, filled in when missing.
     old_windows = current.windows_sha256 if current else None
     new_windows = old_windows
+    sigstore: bool | None = None
     if current is None or new_version != current.version or old_windows is None:
         release = Version(new_version).base_version
-        installer_url = sources.installer(release, new_version)
-        new_windows = shared.sha256(installer_url)
-        if new_windows is None:
-            raise SourceError(
-                f"{redact(installer_url)}: HTTP 404 although the folder lists it",
-                hint="the mirror may be syncing; try again later",
-            )
+        new_windows, sigstore = _installer_sha256(shared, name, release, new_version, notes)
 
+    old_pip = current.pip_version if current else None
     old_url = current.get_pip_url if current else None
     old_sha = current.get_pip_sha256 if current else None
-    if old_url is not None and old_sha is not None and _commit_of(old_url) == shared.commit:
-        new_url, new_sha = old_url, old_sha  # same commit, same immutable file
-    else:
-        new_url, new_sha = _resolve_get_pip(shared, line)
+    new_pip: str | None = None
+    new_url: str | None = None
+    new_sha: str | None = None
+    if get_pip:
+        new_pip = select_pip(shared.pip_document, new_version, source=redact(sources.pip_json()))
+        if old_pip is not None and Version(new_pip) < Version(old_pip):
+            notes.append(
+                f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept"
+            )
+            new_pip = old_pip
+        assert shared.commit is not None
+        if old_url is not None and old_sha is not None and _commit_of(old_url) == shared.commit:
+            new_url, new_sha = old_url, old_sha  # same commit, same immutable file
+        else:
+            new_url, new_sha = _resolve_get_pip(shared, line)
 
     return LineUpdate(
         line=name,
@@ -504,6 +336,7 @@ def _resolve_line(
         new_windows_sha256=new_windows,
         variants=variants,
         notes=tuple(notes),
+        sigstore=sigstore,
     )
 
 
@@ -526,6 +359,7 @@ def _unchanged(current: PythonLine, notes: Sequence[str]) -> LineUpdate:
 
 
 def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
+    assert shared.commit is not None
     tried = []
     for path in get_pip_paths(line):
         url = shared.sources.get_pip_raw(shared.commit, path)
@@ -570,14 +404,16 @@ def resolve_updates(
         raise ConfigError("--add names a line twice", hint="name each new line once")
     targets = list(dict.fromkeys(lines)) if (lines or add) else list(existing)
 
-    variants: tuple[str, ...] = ()
-    if add:
-        newest = max(current.lines, key=lambda x: (Version(x.version), not x.is_rc))
-        variants = tuple(v.name for v in newest.variants)
+    # An added line copies the newest line's variants and recipe (get-pip or not).
+    newest = max(current.lines, key=lambda x: (Version(x.version), not x.is_rc))
+    variants = tuple(v.name for v in newest.variants) if add else ()
+    added_get_pip = not newest.pip_from_installer
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bump") as pool:
         try:
-            return _resolve_all(pool, current, targets, add, variants, sources, fetcher)
+            return _resolve_all(
+                pool, current, targets, add, variants, added_get_pip, sources, fetcher
+            )
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the bump
             raise
@@ -589,23 +425,33 @@ def _resolve_all(
     targets: Sequence[str],
     add: Sequence[str],
     variants: tuple[str, ...],
+    added_get_pip: bool,
     sources: Sources,
     fetcher: Fetcher,
 ) -> list[LineUpdate]:
     existing = {line.name: line for line in current.lines}
+    get_pip = {name: not existing[name].pip_from_installer for name in targets}
+    get_pip.update({name: added_get_pip for name in add})
     top = pool.submit(fetcher.get_text, sources.ftp_index())
-    pip = pool.submit(fetcher.get_json, sources.pip_json())
-    commits = pool.submit(fetcher.get_json, sources.get_pip_commits())
+    # PyPI and GitHub only when some line pins pip with get-pip.
+    needed = any(get_pip.values())
+    pip = pool.submit(fetcher.get_json, sources.pip_json()) if needed else None
+    commits = pool.submit(fetcher.get_json, sources.get_pip_commits()) if needed else None
     shared = _Shared(
         sources=sources,
         fetcher=fetcher,
         top_entries=parse_directory_index(top.result()),
-        pip_document=pip.result(),
-        commit=newest_commit(commits.result(), source=redact(sources.get_pip_commits())),
+        pip_document=pip.result() if pip is not None else None,
+        commit=(
+            newest_commit(commits.result(), source=redact(sources.get_pip_commits()))
+            if commits is not None
+            else None
+        ),
     )
-    jobs = [pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets] + [
-        pool.submit(_resolve_line, shared, name, None, variants) for name in add
-    ]
+    jobs = [
+        pool.submit(_resolve_line, shared, name, existing[name], (), get_pip[name])
+        for name in targets
+    ] + [pool.submit(_resolve_line, shared, name, None, variants, get_pip[name]) for name in add]
     return [job.result() for job in jobs]
 
 
@@ -623,21 +469,24 @@ def apply_updates(data: dict[str, Any], updates: Sequence[LineUpdate]) -> dict[s
             continue
         entry = new[update.line]
         entry["version"] = update.new_version
-        entry["pip"]["version"] = update.new_pip
-        entry["get-pip"]["url"] = update.new_get_pip_url
-        entry["get-pip"]["sha256"] = update.new_get_pip_sha256
+        if update.new_get_pip_url is not None:
+            entry["pip"]["version"] = update.new_pip
+            entry["get-pip"]["url"] = update.new_get_pip_url
+            entry["get-pip"]["sha256"] = update.new_get_pip_sha256
         if update.new_windows_sha256 is not None:
             entry.setdefault("checksums", {}).setdefault("windows", {})
             entry["checksums"]["windows"]["sha256"] = update.new_windows_sha256
     for update in (u for u in updates if u.added):
-        body: dict[str, Any] = {
-            "version": update.new_version,
-            "pip": {"version": update.new_pip},
-            "get-pip": {"url": update.new_get_pip_url, "sha256": update.new_get_pip_sha256},
-            "variants": list(update.variants),
-        }
-        if update.new_windows_sha256 is not None:
+        body: dict[str, Any] = {"version": update.new_version}
+        if update.new_get_pip_url is not None:
+            body["pip"] = {"version": update.new_pip}
+            body["get-pip"] = {"url": update.new_get_pip_url, "sha256": update.new_get_pip_sha256}
+            body["variants"] = list(update.variants)
+            if update.new_windows_sha256 is not None:
+                body["checksums"] = {"windows": {"sha256": update.new_windows_sha256}}
+        else:  # today's official shape: version, checksums, variants
             body["checksums"] = {"windows": {"sha256": update.new_windows_sha256}}
+            body["variants"] = list(update.variants)
         key = LineName.parse(update.line)
         items = list(new.items())
         at = len(items)

@@ -674,8 +674,7 @@ def verify(
                 done[b.id] = verify_build(
                     client,
                     full_tags(b, repo)[0],
-                    b.line.version,
-                    b.line.pip_version,
+                    b,
                     os_type,
                     isolation=a.isolation,
                     network=network_checks,

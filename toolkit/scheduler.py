@@ -24,7 +24,7 @@ from toolkit.driver import (
     build_image,
 )
 from toolkit.errors import ToolkitError
-from toolkit.verify import CheckResult, checks_for, failure_summary, verify_image
+from toolkit.verify import CheckResult, build_checks, failure_summary, verify_image
 
 INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
 CLEANUP_GRACE = 30.0
@@ -169,11 +169,10 @@ def make_verifier(
     skipping it as unchanged."""
 
     def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
-        line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
         try:
-            planned = checks_for(line.version, line.pip_version, job.os_type, network=network)
+            planned = build_checks(job.build, job.os_type, network=network)
         except ToolkitError:
             _discard(job, result)
             raise
