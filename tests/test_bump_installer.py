@@ -216,7 +216,7 @@ def test_add_copies_the_recipe_of_the_newest_line(workspace: Path, upstream: Ups
     assert result.returncode == 0, result.stderr
     assert "3.16-rc: added at 3.16.0a2, pip from the installer" in result.stdout
     after = data(workspace)
-    assert list(after)[0] == "3.16-rc"
+    assert next(iter(after)) == "3.16-rc"
     assert after["3.16-rc"] == {
         "version": "3.16.0a2",
         "checksums": {"windows": {"sha256": sha256(installer_bytes("3.16.0a2"))}},

@@ -26,6 +26,15 @@ from tests.bump_upstream import (
 )
 from tests.conftest import REPO
 from toolkit.bump import apply_updates
+from toolkit.errors import ConfigError, OutputError, SourceError
+from toolkit.sources import (
+    HttpClient,
+    NetworkPolicy,
+    SourceNotFound,
+    Sources,
+    pinned_get_pip_url,
+    redact,
+)
 from toolkit.upstream import (
     LineName,
     get_pip_paths,
@@ -35,15 +44,6 @@ from toolkit.upstream import (
     release_folders,
     select_pip,
     select_python,
-)
-from toolkit.errors import ConfigError, OutputError, SourceError
-from toolkit.sources import (
-    HttpClient,
-    NetworkPolicy,
-    SourceNotFound,
-    Sources,
-    pinned_get_pip_url,
-    redact,
 )
 
 FAST = NetworkPolicy(
