@@ -36,18 +36,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.docker import engines as eng  # noqa: E402
+from toolkit.builds import BuildWork  # noqa: E402
 from toolkit.driver import (  # noqa: E402
     HASH_LABEL,
     BuildJob,
     BuildSettings,
-    Outcome,
     full_tags,
     oci_labels,
 )
 from toolkit.matrix import Build, build_matrix  # noqa: E402
 from toolkit.progress import PlainReporter  # noqa: E402
 from toolkit.render import apply_render, plan_render, template_environment  # noqa: E402
-from toolkit.scheduler import run_builds  # noqa: E402
+from toolkit.results import BuildObserver, BuildResult, Outcome  # noqa: E402
+from toolkit.runner import RunSummary, run_targets  # noqa: E402
 from toolkit.versions import load_versions  # noqa: E402
 
 RELEASES = ("ltsc2016", "1803", "1809")
@@ -55,6 +56,13 @@ GET_PIP = {
     "url": "https://github.com/pypa/get-pip/raw/309a56c5fd94bd1134053a541cb4657a4e47e09d/get-pip.py",
     "sha256": "57e3643ff19f018f8a00dfaa6b7e4620e3c1a7a2171fd218425366ec006b3bfe",
 }
+
+
+def run_builds(
+    jobs: list[BuildJob], settings: BuildSettings, observer: BuildObserver
+) -> RunSummary[BuildResult]:
+    """What `toolkit build --no-verify` runs once the targets are placed."""
+    return run_targets(jobs, BuildWork(settings, observer, None, jobs))
 
 
 def docker_cli() -> str:

@@ -6,6 +6,7 @@ The streams in tests/fixtures/build-streams/ were recorded from a real Docker En
 
 from __future__ import annotations
 
+import _thread
 import io
 import json
 import os
@@ -18,16 +19,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import FIXTURES, REPO
-from toolkit.driver import (
-    BuildResult,
-    BuildSettings,
-    BuildStream,
-    Canceller,
-    Outcome,
-    base_image,
-    content_hash,
-    full_tags,
-)
+from toolkit.buildstream import BuildStream
+from toolkit.cancel import Canceller
+from toolkit.driver import BuildJob, BuildSettings, base_image, content_hash, full_tags
 from toolkit.errors import ConfigError
 from toolkit.matrix import build_matrix
 from toolkit.progress import (
@@ -38,6 +32,8 @@ from toolkit.progress import (
     summary_markdown,
     summary_text,
 )
+from toolkit.results import BuildResult, Outcome
+from toolkit.runner import run_targets
 from toolkit.versions import load_versions
 
 STREAMS = FIXTURES / "build-streams"
@@ -415,86 +411,106 @@ def test_live_reporter_shows_running_targets_and_prints_results() -> None:
 # -- scheduler -----------------------------------------------------------------------------------
 
 
-def test_ctrl_c_before_a_build_registers_still_cancels_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Ctrl-C between a worker's stop check and the registration of its build's canceller:
-    the build must still be cancelled, not run on unnoticed. No engine: build_image is
-    replaced by a stand-in that waits for its canceller (a real build would stream)."""
-    import _thread
+class _WaitingWork:
+    """A Work for the runner that stands in for a build (no engine): it waits until its
+    canceller fires (as a streaming build would), or sleeps through it when ``stubborn``."""
 
-    from toolkit import scheduler
-    from toolkit.driver import BuildJob
+    def __init__(self, *, stubborn: bool = False, interrupt_first: bool = False) -> None:
+        self.stubborn = stubborn
+        self.interrupt_first = interrupt_first
+        self.finished_results: list[BuildResult] = []
 
+    def host(self, job: BuildJob) -> str:
+        return job.host
+
+    def run(self, job: BuildJob, canceller: Canceller, interrupt: threading.Event) -> BuildResult:
+        if self.stubborn:
+            _thread.interrupt_main()
+            time.sleep(3)  # ignores the cancellation (an engine that does not answer)
+            return _plain_result(job, Outcome.BUILT)
+        deadline = time.monotonic() + 10
+        while canceller.reason is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return _plain_result(job, Outcome.CANCELLED if canceller.reason else Outcome.BUILT)
+
+    def failed(self, job: BuildJob, why: str) -> BuildResult:
+        return _plain_result(job, Outcome.FAILED, why)
+
+    def not_run(self, job: BuildJob, why: str, interrupted: bool) -> BuildResult:
+        return _plain_result(job, Outcome.CANCELLED if interrupted else Outcome.NOT_RUN, why)
+
+    def still_running(self, job: BuildJob) -> BuildResult:
+        return _plain_result(job, Outcome.CANCELLED, "still stopping")
+
+    def ok(self, result: BuildResult) -> bool:
+        return result.outcome.ok
+
+    def finished(self, result: BuildResult) -> None:
+        self.finished_results.append(result)
+
+
+def _plain_result(job: BuildJob, outcome: Outcome, message: str | None = None) -> BuildResult:
+    return BuildResult(
+        build_id=job.build.id,
+        host=job.host,
+        isolation=None,
+        outcome=outcome,
+        duration=0.0,
+        message=message,
+    )
+
+
+def _job(tmp_path: Path) -> BuildJob:
     build = build_matrix(load_versions(REPO / "versions.json"))[0]
-    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+    return BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
+
+
+def test_ctrl_c_before_a_build_registers_still_cancels_it(tmp_path: Path) -> None:
+    """Ctrl-C between a worker's stop check and the registration of its build's canceller:
+    the build must still be cancelled, not run on unnoticed. No engine: the work waits for its
+    canceller (a real build would stream)."""
 
     def late_canceller() -> Canceller:
         _thread.interrupt_main()  # Ctrl-C, in the window before the canceller is registered
         time.sleep(1.0)  # the main thread handles it meanwhile and finds nothing to cancel
         return Canceller()
 
-    def waiting_build(
-        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
-    ) -> BuildResult:
-        deadline = time.monotonic() + 10
-        while canceller.reason is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        outcome = Outcome.CANCELLED if canceller.reason else Outcome.BUILT
-        return BuildResult(
-            build_id=job.build.id, host=job.host, isolation=None, outcome=outcome, duration=0.0
-        )
-
-    monkeypatch.setattr(scheduler, "Canceller", late_canceller)
-    monkeypatch.setattr(scheduler, "build_image", waiting_build)
-    summary = scheduler.run_builds(
-        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
+    summary = run_targets(
+        [_job(tmp_path)], _WaitingWork(), poll=0.05, make_canceller=late_canceller
     )
     assert summary.interrupted
     assert [r.outcome for r in summary.results] == [Outcome.CANCELLED]
 
 
-def test_an_unwritable_step_summary_is_a_one_line_output_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from toolkit.cli import _results_out
+def test_an_unwritable_step_summary_is_a_one_line_output_error(tmp_path: Path) -> None:
+    from toolkit.console import Console
     from toolkit.errors import OutputError
 
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))  # a directory: cannot append
+    env = {"GITHUB_STEP_SUMMARY": str(tmp_path)}  # a directory: cannot append
+    console = Console(io.StringIO(), io.StringIO(), env)
     with pytest.raises(OutputError, match=r"\(\$GITHUB_STEP_SUMMARY\): cannot append"):
-        _results_out(RESULTS, None, "toolkit build", False)
+        console.results(RESULTS, None, "toolkit build", False)
     summary = tmp_path / "summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    _results_out(RESULTS, None, "toolkit build", False)
+    console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(summary)})
+    console.results(RESULTS, None, "toolkit build", False)
     assert summary.read_text().startswith("### toolkit build\n")
 
 
 def test_a_build_still_running_after_the_grace_period_is_not_called_not_started(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    import _thread
-
-    from toolkit import scheduler
-    from toolkit.driver import BuildJob
-
-    build = build_matrix(load_versions(REPO / "versions.json"))[0]
-    job = BuildJob(build=build, context=tmp_path, host="h", client=type("C", (), {"api": None}))
-
-    def stubborn_build(
-        job: BuildJob, settings: BuildSettings, observer: Any, canceller: Canceller, index: Any
-    ) -> BuildResult:
-        _thread.interrupt_main()
-        time.sleep(3)  # ignores the cancellation (an engine that does not answer)
-        return BuildResult(
-            build_id=job.build.id, host=job.host, isolation=None, outcome=Outcome.BUILT, duration=3
-        )
-
-    monkeypatch.setattr(scheduler, "build_image", stubborn_build)
-    monkeypatch.setattr(scheduler, "CLEANUP_GRACE", 0.3)
-    summary = scheduler.run_builds(
-        [job], BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), poll=0.05
-    )
+    work = _WaitingWork(stubborn=True)
+    summary = run_targets([_job(tmp_path)], work, poll=0.05, grace=0.3)
     assert summary.interrupted
-    result = summary.results[0]
+    assert summary.results[0].outcome is Outcome.CANCELLED
+    assert summary.results[0].message == "still stopping"
+
+
+def test_the_build_work_names_a_build_still_stopping_at_exit(tmp_path: Path) -> None:
+    from toolkit.builds import BuildWork
+
+    job = _job(tmp_path)
+    work = BuildWork(BuildSettings(logs=tmp_path), PlainReporter(io.StringIO()), None, [])
+    result = work.still_running(job)
     assert result.outcome is Outcome.CANCELLED
-    assert result.message == f"{build.id} on h: interrupted; still stopping at exit"
+    assert result.message == f"{job.build.id} on h: interrupted; still stopping at exit"

@@ -357,7 +357,7 @@ def test_github_actions_gets_an_error_annotation(workspace: Path) -> None:
 def test_staging_failure_leaves_every_target_untouched(workspace: Path) -> None:
     """When one of several files cannot be staged, none of the others is replaced."""
     from toolkit.errors import OutputError
-    from toolkit.render import write_files
+    from toolkit.files import write_files
 
     first = workspace / "a" / "Dockerfile"
     first.parent.mkdir()

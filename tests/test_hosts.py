@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, describe_exception
 from toolkit.hosts import (
     HostSpec,
     TLSFiles,
-    describe_error,
     environment_host,
     is_loopback,
     load_hosts,
@@ -292,5 +291,5 @@ def test_describe_error_finds_the_root_cause() -> None:
     outer = ConnectionError("Connection aborted.", inner)
     wrapped = RuntimeError("Error while fetching server API version: (...)")
     wrapped.__cause__ = outer
-    assert describe_error(wrapped) == "No such file or directory"
-    assert describe_error(RuntimeError("Caused by nothing useful")) == "nothing useful"
+    assert describe_exception(wrapped) == "No such file or directory"
+    assert describe_exception(RuntimeError("Caused by nothing useful")) == "nothing useful"

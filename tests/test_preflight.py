@@ -16,8 +16,9 @@ from tests.doubles.windows_engine import (
     RecordedEngine,
     payloads,
 )
+from toolkit.clients import connect
 from toolkit.errors import ConfigError, HostError
-from toolkit.hosts import HostSpec, connect, load_hosts
+from toolkit.hosts import HostSpec, load_hosts
 from toolkit.matrix import Build, build_matrix
 from toolkit.preflight import (
     check_engine,

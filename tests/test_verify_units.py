@@ -13,11 +13,11 @@ import pytest
 from tests.conftest import REPO, run_toolkit
 from toolkit.errors import ConfigError
 from toolkit.matrix import build_matrix
+from toolkit.results import CheckResult
 from toolkit.verify import (
     CMD_SPECIAL,
     OVERRIDE_COMMANDS,
     OVERRIDE_TOKEN,
-    CheckResult,
     build_checks,
     checks_for,
     failure_summary,

@@ -1,28 +1,17 @@
 """Bumping versions.json: the newest Python, pip and get-pip for each line, from their sources.
 
-The parsers and the selection rules (toolkit.upstream) are pure functions over the documents
-the sources publish (python.org's directory index, PyPI's JSON, GitHub's commits JSON).
-``resolve_updates`` drives them with a Fetcher passed in, fetching independent URLs concurrently; ``plan_bump`` turns the
-result into the new text of versions.json, validated, without writing anything.
+``resolve_updates`` reads the sources through a Fetcher passed in (independent URLs
+concurrently) and applies toolkit.upstream's selection rules; ``plan_bump`` turns the result into
+the new text of versions.json, validated, without writing anything; ``run_bump`` is the whole
+command: resolve, re-render in memory, then write versions.json and the Dockerfiles as one step.
+Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
 
-Selection rules:
-- A Python version counts only when its Windows installer ``python-<version>-amd64.exe`` is listed
-  in its release folder. Versions listed without one (by their source tarball) are passed over:
-  one final passed over is "not yet published"; two or more mean the line has ended for Windows
-  (python.org ships no installers for security-only releases).
-- A plain line (``3.8``) takes finals only; a ``-rc`` line takes pre-releases, and once a final of
-  its line has an installer it is reported ("rename the line"), not changed.
-- pip: the newest final release with a file that is not yanked and whose ``requires_python``
-  admits the line's Python version.
-- get-pip: the newest commit of pypa/get-pip; the path is the first that exists at that commit of
-  ``public/<X.Y>/get-pip.py``, ``public/get-pip.py``, ``get-pip.py``. When the pinned commit is
-  already the newest, the pinned URL and sha256 are kept (the URL is immutable).
-- Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
-- A line without get-pip (pip from the installer) changes version and installer sha256 only.
-- The installer's sha256 is that of the downloaded file. When python.org publishes a Sigstore
-  bundle beside it (``<installer>.sigstore``, listed in the folder), the bundle's message digest
-  must equal it, or the bump fails naming both values: two independent channels must agree.
-  (The signature itself is not verified: that needs Sigstore's trust root.)
+A line without get-pip (pip from the installer) changes version and installer sha256 only; PyPI
+and GitHub are not asked unless some line pins pip with get-pip. The installer's sha256 is that of
+the downloaded file. When python.org publishes a Sigstore bundle beside it (``<installer>
+.sigstore``, listed in the folder), the bundle's message digest must equal it, or the bump fails
+naming both values and nothing is written: two independent channels must agree. (The signature
+itself is not verified: that needs Sigstore's trust root.)
 """
 
 from __future__ import annotations
@@ -40,10 +29,11 @@ from typing import Any
 from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
-from toolkit.render import Change, FileState, apply_render, write_files
+from toolkit.files import write_files
+from toolkit.render import Change, FileState, apply_render
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
+from toolkit.suggest import did_you_mean
 from toolkit.upstream import (
-    LineName,
     get_pip_paths,
     newest_commit,
     parse_directory_index,
@@ -54,9 +44,11 @@ from toolkit.upstream import (
 )
 from toolkit.versions import (
     GET_PIP_URL_RE,
+    LineName,
     PythonLine,
     VersionsFile,
     dump_versions,
+    load_versions,
     parse_versions,
 )
 
@@ -390,8 +382,7 @@ def resolve_updates(
     existing = {line.name: line for line in current.lines}
     for name in lines:
         if name not in existing:
-            close = difflib.get_close_matches(name, list(existing), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "add it with --add " + name
+            hint = did_you_mean(name, existing, otherwise=f"add it with --add {name}")
             raise ConfigError(f"{current.path}: no line {name!r}", hint=hint)
     for name in add:
         LineName.parse(name)
@@ -574,3 +565,58 @@ def write_bump(plan: BumpPlan, out: Path, states: Sequence[FileState]) -> None:
     ]
     write_files(files)
     apply_render(out, [s for s in states if s.change is Change.STALE])
+
+
+@dataclass(frozen=True, kw_only=True)
+class BumpRequest:
+    versions: Path
+    lines: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
+    out: Path = Path("dockerfiles")
+    templates: Path = Path("templates")
+    dry_run: bool = False
+    render: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class BumpOutcome:
+    request: BumpRequest
+    plan: BumpPlan
+    states: tuple[FileState, ...]
+    written: bool
+
+    def failure(self) -> None:
+        return None
+
+
+def run_bump(
+    request: BumpRequest, sources: Sources, fetcher: Fetcher, *, workers: int = 8
+) -> BumpOutcome:
+    """Resolve every named line upstream, re-render, and (unless ``dry_run``) write it all."""
+    current = load_versions(request.versions)
+    old_text = request.versions.read_text(encoding="utf-8")
+    updates = resolve_updates(
+        current,
+        lines=request.lines,
+        add=request.add,
+        sources=sources,
+        fetcher=fetcher,
+        workers=workers,
+    )
+    plan = plan_bump(request.versions, old_text, updates)
+    states: list[FileState] = []
+    if plan.changed and request.render:
+        from toolkit.matrix import build_matrix
+        from toolkit.render import plan_render, template_environment
+
+        every = build_matrix(plan.versions)
+        env = template_environment(request.templates)
+        states = [
+            s
+            for s in plan_render(env, request.out, every, every)
+            if s.change is not Change.UNCHANGED
+        ]
+    written = plan.changed and not request.dry_run
+    if written:
+        write_bump(plan, request.out, states)
+    return BumpOutcome(request=request, plan=plan, states=tuple(states), written=written)

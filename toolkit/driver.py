@@ -20,8 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
-import socket
 import stat
 import threading
 import time
@@ -29,13 +27,21 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from toolkit.errors import BuildFailedError, ConfigError, HostError, ToolkitError
+from toolkit.buildstream import BuildStream
+from toolkit.cancel import Canceller, check_timeout
+from toolkit.errors import (
+    BuildFailedError,
+    ConfigError,
+    HostError,
+    ToolkitError,
+    describe_exception,
+)
 from toolkit.instructions import Instruction, parse_dockerfile
 from toolkit.matrix import Build
+from toolkit.results import BuildObserver, BuildResult, Outcome
 
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
 """The image label that carries the cache key (``content_hash``)."""
@@ -47,28 +53,7 @@ HASH_SCHEME = "toolkit-build-hash/1"
 
 PULL_POLICIES = ("always", "missing", "never")
 
-STEP_RE = re.compile(r"^Step (?P<n>\d+)/(?P<m>\d+) : (?P<instruction>.*)$")
-RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
-LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
-BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TAIL_LINES = 40
-MAX_TIMEOUT = 30 * 24 * 3600.0
-"""The longest deadline a build or check may have (a month): --timeout is never unlimited."""
-
-
-class Outcome(Enum):
-    BUILT = "built"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    NOT_RUN = "not-run"
-    VERIFY_FAILED = "verify-failed"
-
-    @property
-    def ok(self) -> bool:
-        return self in (Outcome.BUILT, Outcome.SKIPPED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,12 +74,7 @@ class BuildSettings:
             raise ConfigError(
                 f"--pull {self.pull!r} is not a pull policy", hint="use always, missing or never"
             )
-        # inf and nan pass a plain "<= 0" test and then break the deadline timer.
-        if not 0 < self.timeout <= MAX_TIMEOUT:
-            raise ConfigError(
-                f"--timeout {self.timeout:g} must be positive and finite",
-                hint=f"seconds, at most {MAX_TIMEOUT:g}",
-            )
+        check_timeout(self.timeout)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,51 +87,6 @@ class BuildJob:
     client: Any  # docker.DockerClient; Any so the SDK is not imported for typing
     isolation: str | None = None
     os_type: str = "windows"
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuildResult:
-    build_id: str
-    host: str
-    isolation: str | None
-    outcome: Outcome
-    duration: float
-    image_id: str | None = None
-    size: int | None = None
-    tags: tuple[str, ...] = ()
-    content_hash: str | None = None
-    message: str | None = None
-    log_path: Path | None = None
-    tail: tuple[str, ...] = ()
-    checks: tuple[Any, ...] = ()  # verify.CheckResult
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "id": self.build_id,
-            "host": self.host,
-            "isolation": self.isolation,
-            "result": self.outcome.value,
-            "duration": round(self.duration, 3),
-            "image_id": self.image_id,
-            "size": self.size,
-            "tags": list(self.tags),
-            "hash": self.content_hash,
-            "message": self.message,
-            "log": str(self.log_path) if self.log_path else None,
-            "checks": [c.record() for c in self.checks],
-        }
-
-
-class BuildObserver(Protocol):
-    """What the driver tells the presentation layer (toolkit.progress) while it works."""
-
-    def started(self, build_id: str, host: str) -> None: ...
-
-    def step(self, build_id: str, number: int, total: int, instruction: str) -> None: ...
-
-    def line(self, build_id: str, text: str) -> None: ...
-
-    def finished(self, result: BuildResult) -> None: ...
 
 
 # -- cache key ---------------------------------------------------------------------------------
@@ -229,123 +164,6 @@ def full_tags(build: Build, repo: str) -> tuple[str, ...]:
     return tuple(f"{repo}:{tag}" for tag in build.tags)
 
 
-# -- stream parsing ----------------------------------------------------------------------------
-
-
-@dataclass
-class BuildStream:
-    """State of one classic-builder stream: fed decoded events, yields complete log lines."""
-
-    step: int = 0
-    total: int = 0
-    instruction: str = ""
-    image_id: str | None = None
-    error: str | None = None
-    containers: list[str] = field(default_factory=list)
-    layers: list[str] = field(default_factory=list)
-    _buffer: str = ""
-    _cached_next: bool = False
-    _ran: bool = False
-
-    def feed(self, event: Mapping[str, Any]) -> list[str]:
-        """Take one decoded event; return the complete lines it finished (without newlines)."""
-        lines: list[str] = []
-        if "stream" in event and isinstance(event["stream"], str):
-            self._buffer += event["stream"]
-            *done, self._buffer = self._buffer.split("\n")
-            for raw in done:
-                line = ANSI_RE.sub("", raw.rstrip("\r"))
-                self._parse(line)
-                lines.append(line)
-        aux = event.get("aux")
-        if isinstance(aux, Mapping) and isinstance(aux.get("ID"), str):
-            self.image_id = aux["ID"]
-        if "errorDetail" in event or "error" in event:
-            detail = event.get("errorDetail") or {}
-            message = detail.get("message") if isinstance(detail, Mapping) else None
-            self.error = str(message or event.get("error") or "build failed")
-            lines.append(f"ERROR: {self.error}")
-        if "status" in event and isinstance(event["status"], str):
-            progress = event.get("id")
-            lines.append(f"{progress}: {event['status']}" if progress else event["status"])
-        return lines
-
-    def flush(self) -> list[str]:
-        """The last line if it had no newline."""
-        if not self._buffer:
-            return []
-        line, self._buffer = ANSI_RE.sub("", self._buffer), ""
-        self._parse(line)
-        return [line]
-
-    def _parse(self, line: str) -> None:
-        if m := STEP_RE.match(line):
-            self.step, self.total = int(m["n"]), int(m["m"])
-            self.instruction = m["instruction"]
-            self._ran = self._cached_next = False
-        elif line == " ---> Using cache":
-            self._cached_next = True
-        elif m := RUNNING_RE.match(line):
-            self.containers.append(m["id"])
-            self._ran = True
-        elif m := LAYER_RE.match(line):
-            # Only a step that ran a container made a new layer; FROM's base and cache hits
-            # existed before this build and are not ours to remove.
-            if self._ran and not self._cached_next:
-                self.layers.append(m["id"])
-        elif m := BUILT_RE.match(line):
-            self.image_id = self.image_id or m["id"]
-
-
-# -- cancellation ------------------------------------------------------------------------------
-
-
-class Canceller:
-    """Closes one build's HTTP connection from another thread (deadline watchdog, Ctrl-C).
-
-    Closing the connection is the only way to stop a classic build: the engine cancels it and,
-    with ``forcerm``, removes its container. ``shutdown`` (not ``close``) wakes a thread blocked
-    in ``recv`` on the socket.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._response: Any = None
-        self.reason: str | None = None
-
-    def attach(self, response: Any) -> None:
-        with self._lock:
-            self._response = response
-            cancelled = self.reason is not None
-        if cancelled:
-            self._close(response)
-
-    def cancel(self, reason: str) -> None:
-        with self._lock:
-            if self.reason is None:
-                self.reason = reason
-            response = self._response
-        if response is not None:
-            self._close(response)
-
-    @staticmethod
-    def _close(response: Any) -> None:
-        sock = _response_socket(response)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            response.close()
-
-
-def _response_socket(response: Any) -> socket.socket | None:
-    # urllib3 2 exposes the connection of a streamed response; its ``sock`` is the socket
-    # (plain, unix or TLS).
-    connection = getattr(getattr(response, "raw", None), "connection", None)
-    sock = getattr(connection, "sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
 _capture = threading.local()
 
 
@@ -388,12 +206,6 @@ class _Log:
         self._handle.close()
 
 
-def _describe(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    text = str(explanation or exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
 def _connection_lost_types() -> tuple[type[BaseException], ...]:
     import http.client
 
@@ -425,7 +237,7 @@ def translate(exc: BaseException, host: str, build_id: str, doing: str) -> Toolk
         return type(exc)(f"{where}: {exc.message}", hint=exc.hint)
     if isinstance(exc, docker.errors.ImageNotFound):
         return BuildFailedError(
-            f"{where}: {doing}: image not found: {_describe(exc)}",
+            f"{where}: {doing}: image not found: {describe_exception(exc)}",
             hint="check the base image, or use --pull missing",
         )
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -435,17 +247,17 @@ def translate(exc: BaseException, host: str, build_id: str, doing: str) -> Toolk
         )
     if isinstance(exc, lost):
         return HostError(
-            f"{where}: {doing}: engine unreachable or connection lost: {_describe(exc)}",
+            f"{where}: {doing}: engine unreachable or connection lost: {describe_exception(exc)}",
             hint="check that the engine is running and the host entry in hosts.toml",
         )
     if isinstance(exc, docker.errors.BuildError):
-        return BuildFailedError(f"{where}: {doing}: {_describe(exc)}", hint="see the log")
+        return BuildFailedError(f"{where}: {doing}: {describe_exception(exc)}", hint="see the log")
     if isinstance(exc, docker.errors.APIError):
         return BuildFailedError(
-            f"{where}: {doing}: the engine answered: {_describe(exc)}", hint="see the log"
+            f"{where}: {doing}: the engine answered: {describe_exception(exc)}", hint="see the log"
         )
     return BuildFailedError(
-        f"{where}: {doing}: {type(exc).__name__}: {_describe(exc)}", hint="see the log"
+        f"{where}: {doing}: {type(exc).__name__}: {describe_exception(exc)}", hint="see the log"
     )
 
 
@@ -524,20 +336,21 @@ def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> No
     its untagged parents, and a layer still used by another image is left alone (409).
     """
     import docker.errors
+    import requests.exceptions
 
     deadline = time.monotonic() + wait
     for container in reversed(stream.containers):
-        while True:
-            try:
-                api.inspect_container(container)
-            except docker.errors.NotFound:
-                break
-            if time.monotonic() > deadline:
-                log.write(f"cleanup: removing container {container[:12]}")
-                with contextlib.suppress(docker.errors.NotFound):
-                    api.remove_container(container, force=True)
-                break
-            time.sleep(0.2)
+        try:
+            # Returns once the engine has removed it (forcerm); 404 when it is already gone.
+            api.wait(container, condition="removed", timeout=max(0.1, deadline - time.monotonic()))
+            continue
+        except docker.errors.NotFound:
+            continue
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass  # still there at the deadline
+        log.write(f"cleanup: removing container {container[:12]}")
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(container, force=True)
     for layer in reversed(stream.layers):
         try:
             api.remove_image(layer, force=False, noprune=False)
@@ -545,7 +358,7 @@ def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> No
         except docker.errors.NotFound:
             continue
         except docker.errors.APIError as exc:
-            log.write(f"cleanup: kept image {layer[:12]}: {_describe(exc)}")
+            log.write(f"cleanup: kept image {layer[:12]}: {describe_exception(exc)}")
 
 
 def build_image(
@@ -670,7 +483,7 @@ def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log) -> None:
     try:
         _cleanup(api, stream, log)
     except Exception as exc:  # the engine may be gone: the failure is already reported
-        log.write(f"cleanup: skipped, engine did not answer: {_describe(exc)}")
+        log.write(f"cleanup: skipped, engine did not answer: {describe_exception(exc)}")
 
 
 def _stream_build(
@@ -731,3 +544,22 @@ def _stream_build(
 
 def _timeout_text(settings: BuildSettings) -> str:
     return f"timeout: the build took longer than --timeout {settings.timeout:g} s"
+
+
+def parse_build_args(items: Sequence[str], flag: str = "--build-arg") -> dict[str, str]:
+    """``KEY=VALUE`` items as a mapping; ConfigError naming ``flag`` for anything else."""
+    found = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE", hint=f"{flag} KEY=VALUE")
+        found[key] = value
+    return found
+
+
+def source_label(given: str | None, env: Mapping[str, str]) -> str | None:
+    """The ``org.opencontainers.image.source`` value: as given, else the repository's URL on
+    GitHub Actions (``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``)."""
+    if given is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
+        return f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
+    return given

@@ -6,6 +6,9 @@ prints it without a traceback (unless --debug) and exits with the class's code.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 
 class ToolkitError(Exception):
     """Base class. ``exit_code`` is what the process exits with."""
@@ -22,6 +25,12 @@ class ToolkitError(Exception):
         if self.hint:
             text += f" ({' '.join(self.hint.split())})"
         return text
+
+
+class CheckFailedError(ToolkitError):
+    """A check found something to fix: drift from the templates, lint errors, provenance."""
+
+    exit_code = 1
 
 
 class ConfigError(ToolkitError):
@@ -82,3 +91,74 @@ class VerifyFailedError(ToolkitError):
     """An image was built (or exists) but one of its checks failed."""
 
     exit_code = 11
+
+
+class RegistryError(ToolkitError):
+    """A registry refused, failed or answered nonsense (push, manifest, report)."""
+
+    exit_code = 12
+
+
+class Interrupted(ToolkitError):
+    """Ctrl-C: the run stopped early, after cleaning up and reporting what it had."""
+
+    exit_code = 130
+
+    def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+
+# Connection pools prefix their messages: "HTTPSConnectionPool(host=..., port=443): ...".
+_POOL_PREFIX = re.compile(r"^(?:HTTPS?Connection(?:Pool)?\([^)]*\): )+")
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it carries: causes, contexts, ``args`` and urllib3's
+    ``reason``, each once, depth first (iterative: a hostile chain cannot exhaust the stack)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        links = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        links += list(current.args)
+        stack.extend(x for x in reversed(links) if isinstance(x, BaseException))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The root cause of a Docker SDK, requests, urllib3 or OS error in a few words, one line.
+
+    Their messages nest the cause several levels deep ("Max retries exceeded ... Caused by
+    NewConnectionError(...)"); what a user can act on is the TLS verdict, the innermost OS error
+    ("Connection refused"), or the engine's own explanation.
+    """
+    import ssl
+
+    deepest_os: str | None = None
+    innermost = exc
+    for current in exception_chain(exc):
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"TLS verification failed: {current.verify_message or current.reason}"
+        if isinstance(current, ssl.SSLError):
+            return f"TLS failed: {current.reason or current}"
+        if isinstance(current, OSError) and current.strerror:
+            deepest_os = current.strerror
+        if str(current):
+            innermost = current
+    explanation = getattr(exc, "explanation", None)  # docker.errors.APIError: the engine's words
+    if explanation:
+        return _one_line(str(explanation))
+    if deepest_os is not None:
+        return deepest_os
+    text = str(innermost)
+    for marker in ("Caused by ", "Error while fetching server API version: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    return _POOL_PREFIX.sub("", _one_line(text)) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -28,7 +28,6 @@ Security rules, enforced here and nowhere else:
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -39,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolkit.errors import ConfigError, HostError
+from toolkit.errors import ConfigError
+from toolkit.suggest import did_you_mean
 from toolkit.windows import find_release, suggest_release
 
 SCHEMES = ("tcp", "https", "npipe", "unix", "ssh")
@@ -124,12 +124,6 @@ class HostsConfig:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _did_you_mean(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    choices = ", ".join(known)
-    return f"did you mean {close[0]!r}? known keys: {choices}" if close else f"known: {choices}"
-
-
 def is_loopback(hostname: str) -> bool:
     if hostname == "localhost":
         return True
@@ -139,7 +133,7 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
-def _check_url(url: str, *, where: str, tls: bool) -> str:
+def check_url(url: str, *, where: str, tls: bool) -> str:
     """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``."""
     try:
         parts = urlsplit(url)
@@ -229,7 +223,10 @@ def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, 
         raise ConfigError(f"{where} must be a table", hint=f'write [hosts.{release}] url = "..."')
     for key in table:
         if key not in HOST_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}", hint=_did_you_mean(key, HOST_KEYS))
+            raise ConfigError(
+                f"{where}: unknown key {key!r}",
+                hint=did_you_mean(key, HOST_KEYS, listing="known keys"),
+            )
     url, context = table.get("url"), table.get("context")
     if (url is None) == (context is None):
         raise ConfigError(
@@ -248,7 +245,7 @@ def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, 
         return HostSpec(context=context, release=release, source=f"{path} [hosts.{release}]")
     if not isinstance(url, str) or not url:
         raise ConfigError(f"{where}.url must be a URL string", hint='url = "tcp://HOST:2376"')
-    url = _check_url(url, where=f"{where}.url", tls=tls is not None)
+    url = check_url(url, where=f"{where}.url", tls=tls is not None)
     return HostSpec(url=url, tls=tls, release=release, source=f"{path} [hosts.{release}]")
 
 
@@ -280,7 +277,8 @@ def _read_file(path: Path, env: Mapping[str, str]) -> dict[str, HostSpec]:
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(
-                f"{path}: unknown top-level key {key!r}", hint=_did_you_mean(key, TOP_KEYS)
+                f"{path}: unknown top-level key {key!r}",
+                hint=did_you_mean(key, TOP_KEYS, listing="known keys"),
             )
     tables = data.get("hosts", {})
     if not isinstance(tables, dict):
@@ -334,7 +332,7 @@ def _override(
         configured = hosts.get(key)
         tls = configured.tls if configured is not None and configured.tls else None
         tls = tls or _env_tls(env, where)
-    url = _check_url(target, where=where, tls=tls is not None)
+    url = check_url(target, where=where, tls=tls is not None)
     return key, HostSpec(url=url, tls=tls, release=key, source=source)
 
 
@@ -347,7 +345,7 @@ def environment_host(env: Mapping[str, str]) -> HostSpec:
             raise ConfigError(
                 f"DOCKER_HOST={docker_host!r} has no scheme", hint="use tcp://HOST:2376 or unix://"
             )
-        url = _check_url(docker_host, where="DOCKER_HOST", tls=tls is not None)
+        url = check_url(docker_host, where="DOCKER_HOST", tls=tls is not None)
         return HostSpec(url=url, tls=tls, source="DOCKER_HOST")
     context = env.get("DOCKER_CONTEXT")
     if context and context != "default":
@@ -369,137 +367,22 @@ def load_hosts(path: Path | None, overrides: Sequence[str], env: Mapping[str, st
     return HostsConfig(hosts=dict(hosts), default=default, path=path)
 
 
-# --- connecting ------------------------------------------------------------------------------
+DEFAULT_HOSTS_FILE = Path("hosts.toml")
 
 
-def _pinned_ca_client(**kwargs: Any) -> Any:
-    """A DockerClient whose TLS verification cannot be redirected by the environment.
+@dataclass(frozen=True, kw_only=True)
+class HostSelection:
+    """The host options of a command (``--hosts``, ``--host``, ``--isolation``,
+    ``--no-preflight``), as given."""
 
-    requests' ``Session.merge_environment_settings`` replaces the per-request ``verify`` with
-    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE when they are set, and the per-request value beats the
-    session's, so docker-py's ``TLSConfig(ca_cert=...)`` is silently ignored
-    (docker/docker-py#2433). This client puts the session's CA back on every request; proxies
-    from the environment still apply.
-    """
-    import docker
+    path: Path | None = None
+    overrides: tuple[str, ...] = ()
+    isolation: str | None = None
+    preflight: bool = True
 
-    class PinnedCAAPIClient(docker.APIClient):  # type: ignore[misc]
-        def merge_environment_settings(
-            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-        ) -> dict[str, Any]:
-            settings: dict[str, Any] = super().merge_environment_settings(
-                url, proxies, stream, verify, cert
-            )
-            settings["verify"] = self.verify
-            return settings
-
-    class PinnedCADockerClient(docker.DockerClient):  # type: ignore[misc]
-        def __init__(self, **kw: Any) -> None:
-            self.api = PinnedCAAPIClient(**kw)
-
-    return PinnedCADockerClient(**kwargs)
-
-
-def _endpoint(spec: HostSpec) -> tuple[str, Any]:
-    """(base URL, docker TLSConfig or None) for ``spec``; a docker context is resolved here and
-    held to the same rules as a URL (no plain remote tcp://, no TLS without verification)."""
-    from docker.tls import TLSConfig
-
-    if spec.context is None:
-        if spec.tls is None:
-            return spec.url, None
-        tls_config = TLSConfig(
-            client_cert=(str(spec.tls.cert), str(spec.tls.key)),
-            ca_cert=str(spec.tls.ca),
-            verify=True,
-        )
-        return "https://" + spec.url.split("://", 1)[1], tls_config
-    from docker.context import ContextAPI
-
-    where = f"docker context {spec.context!r} ({spec.source})"
-    try:
-        context = ContextAPI.get_context(spec.context)
-    except Exception as exc:
-        raise ConfigError(
-            f"{where} cannot be read: {exc}", hint="check: docker context ls"
-        ) from exc
-    if context is None:
-        raise ConfigError(
-            f"{where} does not exist", hint="list them with: docker context ls (DOCKER_CONFIG)"
-        )
-    host = str(context.Host or "")
-    tls_config = context.TLSConfig
-    endpoint = context.endpoints.get("docker", {})
-    if tls_config is not None and (not tls_config.verify or endpoint.get("SkipTLSVerify")):
-        raise ConfigError(
-            f"{where} does not verify the engine's TLS certificate",
-            hint="recreate the context with --docker ca=...,cert=...,key=... (no skip-tls-verify)",
-        )
-    # docker-py spells a context's endpoint http+unix://, http:// or https://; check it as the
-    # unix:// or tcp:// it is.
-    scheme, sep, rest = host.partition("://")
-    plain = {"http+unix": "unix", "http": "tcp", "https": "tcp", "http+npipe": "npipe"}
-    _check_url(f"{plain.get(scheme, scheme)}{sep}{rest}", where=where, tls=tls_config is not None)
-    return host, tls_config
-
-
-def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """A ``docker.DockerClient`` for ``spec`` (API version negotiated with the engine).
-
-    Raises HostError naming the host when the engine cannot be reached, ConfigError when a
-    docker context does not exist or breaks the security rules. ``env`` is accepted for
-    symmetry; docker-py itself reads DOCKER_CONFIG (the context store) from the process.
-    """
-    import docker
-
-    base_url, tls_config = _endpoint(spec)
-    try:
-        if tls_config is not None:
-            return _pinned_ca_client(
-                base_url=base_url, tls=tls_config, version="auto", timeout=timeout
-            )
-        return docker.DockerClient(
-            base_url=base_url,
-            version="auto",
-            timeout=timeout,
-            use_ssh_client=base_url.startswith("ssh://"),
-        )
-    except (docker.errors.DockerException, OSError) as exc:
-        raise HostError(
-            f"Docker host {spec.name} ({spec.source}) cannot be reached: {describe_error(exc)}",
-            hint="check that the engine runs and the address and certificates are right",
-        ) from exc
-
-
-def describe_error(exc: BaseException) -> str:
-    """The root cause of a docker/requests/urllib3 error in a few words.
-
-    Their messages nest the cause several levels deep ("Max retries exceeded ... Caused by
-    SSLError(...)"); the innermost TLS or OS error is what a user can act on.
-    """
-    import ssl
-
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    deepest: str | None = None
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return f"TLS verification failed: {current.verify_message or current.reason}"
-        if isinstance(current, ssl.SSLError):
-            return f"TLS failed: {current.reason or current}"
-        if isinstance(current, OSError) and current.strerror:
-            deepest = current.strerror
-        reason = getattr(current, "reason", None)
-        links = [current.__cause__, current.__context__, reason, *current.args]
-        stack.extend(x for x in links if isinstance(x, BaseException))
-    if deepest is not None:
-        return deepest
-    text = str(exc)
-    for marker in ("Caused by ", "Error while fetching server API version: "):
-        if marker in text:
-            text = text.rsplit(marker, 1)[1]
-    return " ".join(text.split()) or type(exc).__name__
+    def load(self, env: Mapping[str, str]) -> HostsConfig:
+        """The configuration: ``--hosts``/TOOLKIT_HOSTS, else ./hosts.toml when it exists."""
+        path = self.path
+        if path is None and DEFAULT_HOSTS_FILE.is_file():
+            path = DEFAULT_HOSTS_FILE
+        return load_hosts(path, self.overrides, env)

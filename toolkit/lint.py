@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ToolMissingError
+from toolkit.errors import CheckFailedError, ToolkitError, ToolMissingError
 from toolkit.instructions import Instruction, parse_dockerfile_text
 
 KNOWN_INSTRUCTIONS = frozenset(
@@ -523,3 +523,48 @@ def run_hadolint(paths: Sequence[Path], executable: str | None = None) -> list[F
             )
         )
     return findings
+
+
+@dataclass(frozen=True, kw_only=True)
+class LintRequest:
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    out: Path = Path("dockerfiles")
+    hadolint: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class LintOutcome:
+    """Every finding of every selected Dockerfile, file by file in matrix order."""
+
+    findings: tuple[Finding, ...]
+    linted: int
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.findings) - self.errors
+
+    def failure(self) -> ToolkitError | None:
+        if self.errors:
+            return CheckFailedError(
+                f"{self.errors} lint error(s) in {self.linted} Dockerfile(s)", hint="see above"
+            )
+        return None
+
+
+def lint_matrix(request: LintRequest) -> LintOutcome:
+    """Lint the rendered Dockerfiles of the selected builds."""
+    from toolkit.matrix import select_builds
+    from toolkit.render import dockerfile_path
+
+    chosen = select_builds(request.versions, request.selectors).chosen
+    found = lint_dockerfiles(
+        [dockerfile_path(request.out, b) for b in chosen], hadolint=request.hadolint
+    )
+    return LintOutcome(
+        findings=tuple(f for findings in found.values() for f in findings), linted=len(chosen)
+    )

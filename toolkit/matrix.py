@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from toolkit.errors import NothingSelectedError
@@ -130,3 +131,27 @@ def select(builds: Sequence[Build], selectors: Sequence[str]) -> list[Build]:
                 f"selector {selector!r} matches no build", hint=f"builds are: {known}"
             )
     return [b for b in builds if matches(b.id, selectors)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """versions.json loaded, its whole matrix, and the builds the selectors chose."""
+
+    versions: VersionsFile
+    every: tuple[Build, ...]
+    chosen: tuple[Build, ...]
+    selectors: tuple[str, ...]
+
+
+def select_builds(path: Path, selectors: Sequence[str]) -> Selection:
+    """Load ``path`` and select; ConfigError / NothingSelectedError as the user must fix."""
+    from toolkit.versions import load_versions
+
+    data = load_versions(path)
+    every = build_matrix(data)
+    return Selection(
+        versions=data,
+        every=tuple(every),
+        chosen=tuple(select(every, selectors)),
+        selectors=tuple(selectors),
+    )

@@ -19,14 +19,15 @@ the whole check, for engines it does not know (the test suite's Linux engines).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.version import Version
 
-from toolkit.errors import ConfigError, HostError
-from toolkit.hosts import HostsConfig, HostSpec, describe_error
+from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
+from toolkit.hosts import HostsConfig, HostSelection, HostSpec
 from toolkit.windows import WindowsRelease, find_release
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def inspect_engine(client: Any, *, host: str = "") -> HostFacts:
         OSError,
     ) as exc:
         raise HostError(
-            f"Docker host {endpoint} does not answer: {describe_error(exc)}",
+            f"Docker host {endpoint} does not answer: {describe_exception(exc)}",
             hint="check that the engine runs and is reachable from here",
         ) from exc
     os_type = str(info.get("OSType") or version.get("Os") or "")
@@ -278,3 +279,102 @@ def plan_assignments(
             continue
         plan.append(Assignment(build.id, build.release.key, spec, isolation, outcome))
     return plan
+
+
+class ClientSource(Protocol):
+    """Where clients come from (toolkit.clients.ClientPool): one per host, errors remembered."""
+
+    def connect(self, spec: HostSpec) -> Any: ...
+
+    def os_type(self, spec: HostSpec, known: str | None = None) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """A build placed on its host: the client to drive it with, the isolation, the engine's
+    OSType (which decides the verify commands)."""
+
+    build: Build
+    host: str
+    client: Any  # docker.DockerClient; Any so the SDK is not imported for typing
+    isolation: str | None
+    os_type: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetPlan:
+    """Every selected build's assignment, in matrix order; a ``Target`` for each one whose host
+    is fit and answers; why not for the others (build id -> error)."""
+
+    assignments: tuple[Assignment, ...]
+    targets: tuple[Target, ...]
+    refused: Mapping[str, ToolkitError]
+
+
+def plan_targets(
+    builds: Sequence[Build],
+    hosts: HostsConfig,
+    clients: ClientSource,
+    isolation_override: str | None,
+    preflight: bool,
+) -> TargetPlan:
+    """Assign the builds to their hosts (``plan_assignments``) and connect to the fit ones."""
+    plan = plan_assignments(builds, hosts, clients.connect, isolation_override, preflight)
+    by_id = {b.id: b for b in builds}
+    targets: list[Target] = []
+    refused: dict[str, ToolkitError] = {}
+    for a in plan:
+        try:
+            if a.error is not None:
+                raise a.error
+            client = clients.connect(a.host)
+            os_type = clients.os_type(a.host, a.facts.os_type if a.facts is not None else None)
+        except ToolkitError as exc:
+            refused[a.build_id] = exc
+            continue
+        targets.append(
+            Target(
+                build=by_id[a.build_id],
+                host=a.host.name,
+                client=client,
+                isolation=a.isolation,
+                os_type=os_type,
+            )
+        )
+    return TargetPlan(assignments=tuple(plan), targets=tuple(targets), refused=refused)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostsPlan:
+    """``toolkit hosts``: each selected build's host, isolation and verdict."""
+
+    assignments: tuple[Assignment, ...]
+
+    def failure(self) -> ToolkitError | None:
+        refused = [a for a in self.assignments if a.error is not None]
+        if not refused:
+            return None
+        return HostError(
+            f"{len(refused)} of {len(self.assignments)} build(s) have no fit host",
+            hint="see the STATUS column",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostsRequest:
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    hosts: HostSelection = field(default_factory=HostSelection)
+
+
+def plan_hosts(request: HostsRequest, env: Mapping[str, str], clients: ClientSource) -> HostsPlan:
+    """Where each build would run and how, checking each host once (unless no preflight)."""
+    from toolkit.matrix import select_builds
+
+    builds = select_builds(request.versions, request.selectors).chosen
+    selection = request.hosts
+    config = selection.load(env)
+    plan = plan_assignments(
+        builds, config, clients.connect, selection.isolation, selection.preflight
+    )
+    return HostsPlan(assignments=tuple(plan))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from toolkit.driver import BuildResult, Outcome
+from toolkit.results import BuildResult, Outcome
 
 
 def choose_style(*, isatty: bool, env: dict[str, str]) -> str:

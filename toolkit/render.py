@@ -1,14 +1,13 @@
 """Render the Dockerfiles of the matrix from Jinja2 templates, and check them for drift.
 
 Everything is rendered in memory first, so a template or data error writes nothing. Files are
-then replaced atomically (write a temporary file beside the target, then rename), and files of
-variants no longer in versions.json are removed.
+then replaced through toolkit.files, and files of variants no longer in versions.json are
+removed.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import jinja2
 
-from toolkit.errors import OutputError, TemplateError
-from toolkit.matrix import Build, matches
+from toolkit.errors import CheckFailedError, OutputError, TemplateError, ToolkitError
+from toolkit.files import write_files
+from toolkit.matrix import Build, matches, select_builds
 
 DOCKERFILE = "Dockerfile"
 
@@ -179,73 +179,6 @@ def _read(path: Path) -> str | None:
         raise OutputError(f"{path}: cannot read: {exc}", hint="check the file") from None
 
 
-def _create_beside(path: Path) -> tuple[str, int]:
-    """A new, exclusively created temporary file next to ``path`` (tempfile's import is slow)."""
-    for attempt in range(100):
-        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{attempt}.tmp")
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path.parent}: too many leftover temporary files")
-
-
-def _stage(path: Path, text: str, *, durable: bool, made: set[Path]) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` (same filesystem, so rename is atomic)."""
-    try:
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        tmp, fd = _create_beside(path)
-    except OSError as exc:
-        raise OutputError(
-            f"{path.parent}: cannot write: {exc.strerror}",
-            hint="check the directory and its permissions",
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(
-            f"{path}: cannot write: {exc.strerror}", hint="check the disk and the directory"
-        ) from None
-    return Path(tmp)
-
-
-def write_files(files: Sequence[tuple[Path, str]], *, durable: bool = True) -> None:
-    """Replace several files as one step, as far as a filesystem allows.
-
-    Every new text is staged first; only when all are on disk are they renamed over their
-    targets. A failure while staging removes the staged files and leaves every target as it was.
-    ``durable`` also flushes each file to disk before the rename (worth it for hand-kept data
-    such as versions.json; generated Dockerfiles can simply be rendered again).
-    """
-    staged: list[tuple[Path, Path]] = []
-    made: set[Path] = set()
-    try:
-        for path, text in files:
-            staged.append((_stage(path, text, durable=durable, made=made), path))
-        for tmp, path in staged:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise OutputError(
-                    f"{path}: cannot replace: {exc.strerror}", hint="check the directory"
-                ) from None
-    finally:
-        for tmp, _path in staged:
-            tmp.unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new one, never half."""
-    write_files([(path, text)])
-
-
 def apply_render(out: Path, states: Sequence[FileState]) -> None:
     """Write what ``plan_render`` found changed or missing; then remove stale files."""
     write_files(
@@ -275,3 +208,48 @@ def _prune_empty(directory: Path, root: Path) -> None:
         except OSError:
             return
         directory = directory.parent
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderRequest:
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    out: Path = Path("dockerfiles")
+    templates: Path = Path("templates")
+    check: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderOutcome:
+    """The state of every file rendering touched; written unless ``check``."""
+
+    request: RenderRequest
+    states: tuple[FileState, ...]
+    rendered: int
+
+    @property
+    def drift(self) -> list[FileState]:
+        return [s for s in self.states if s.change is not Change.UNCHANGED]
+
+    def failure(self) -> ToolkitError | None:
+        if self.request.check and self.drift:
+            return CheckFailedError(
+                f"{len(self.drift)} file(s) out of date under {self.request.out}",
+                hint="run: toolkit render",
+            )
+        return None
+
+
+def render_matrix(request: RenderRequest) -> RenderOutcome:
+    """Render the selected builds; write the changes (or, with ``check``, only compare)."""
+    selection = select_builds(request.versions, request.selectors)
+    states = plan_render(
+        template_environment(request.templates),
+        request.out,
+        selection.chosen,
+        selection.every,
+        request.selectors,
+    )
+    if not request.check:
+        apply_render(request.out, states)
+    return RenderOutcome(request=request, states=tuple(states), rendered=len(selection.chosen))

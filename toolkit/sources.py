@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from toolkit.errors import ConfigError, SourceError
+from toolkit.errors import ConfigError, SourceError, describe_exception, exception_chain
 
 DEFAULT_PYTHON_FTP_URL = "https://www.python.org/ftp/python/"
 DEFAULT_PYPI_URL = "https://pypi.org/pypi/"
@@ -35,7 +34,6 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
 # urllib3 prefixes its messages with the connection object: "HTTPConnection(host=..., port=...): "
-_POOL_PREFIX = re.compile(r"^(?:HTTPS?Connection(?:Pool)?\([^)]*\): )+")
 
 
 def redact(url: str) -> str:
@@ -132,6 +130,24 @@ class NetworkPolicy:
             )
         if self.workers < 1:
             raise ConfigError("jobs: at least one is needed", hint="use e.g. --jobs 8")
+
+    @classmethod
+    def from_options(
+        cls, *, timeout: float, retries: int, backoff: float, retry_time: float, jobs: int
+    ) -> NetworkPolicy:
+        """The policy of the command-line options (``--retries`` counts retries, not tries)."""
+        if retries < 0:
+            raise ConfigError(
+                f"--retries {retries}: must be 0 or more", hint="use e.g. --retries 3"
+            )
+        return cls(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            attempts=retries + 1,
+            backoff=backoff,
+            retry_time=retry_time,
+            workers=jobs,
+        )
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt ``attempt + 1`` (attempt counts from 1)."""
@@ -265,14 +281,14 @@ class HttpClient:
             raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
         except requests.exceptions.SSLError as exc:  # a certificate does not get better by retrying
             raise SourceError(
-                f"{shown}: TLS failed: {_scrub(_reason(exc), url)}",
+                f"{shown}: TLS failed: {_scrub(describe_exception(exc), url)}",
                 hint="check the host's certificate and REQUESTS_CA_BUNDLE",
             ) from None
         except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed: {_scrub(_reason(exc), url)}") from None
+            raise _Retryable(f"connection failed: {_scrub(describe_exception(exc), url)}") from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...
             raise SourceError(
-                f"{shown}: {_scrub(_reason(exc), url)}", hint="check the source URL"
+                f"{shown}: {_scrub(describe_exception(exc), url)}", hint="check the source URL"
             ) from None
         except OSError as exc:  # requests' own: REQUESTS_CA_BUNDLE names no file, ...
             raise SourceError(
@@ -321,7 +337,7 @@ class HttpClient:
                         f"timed out reading the body (timeout {policy.read_timeout:g}s)"
                     ) from None
                 raise _Retryable(
-                    f"connection broken while reading: {_scrub(_reason(exc), url)}"
+                    f"connection broken while reading: {_scrub(describe_exception(exc), url)}"
                 ) from None
             finally:
                 watchdog.cancel()
@@ -338,19 +354,6 @@ def _scrub(text: str, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost useful message of a requests/urllib3 exception chain, on one line."""
-    text = str(exc)
-    while exc.args and isinstance(exc.args[0], BaseException):
-        exc = exc.args[0]
-        text = str(exc) or text
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, BaseException) and str(reason):
-        text = str(reason)
-    text = _POOL_PREFIX.sub("", " ".join(text.split()))
-    return text or type(exc).__name__
 
 
 def _expected_length(resp: requests.Response) -> int | None:
@@ -385,7 +388,7 @@ def _stream(
             raise _Retryable(
                 f"truncated body: received {got} of {expected} bytes (Content-Length)"
             ) from None
-        raise _Retryable(f"connection broken while reading: {_reason(exc)}") from None
+        raise _Retryable(f"connection broken while reading: {describe_exception(exc)}") from None
     if expected is not None and got != expected:
         raise _Retryable(f"truncated body: received {got} of {expected} bytes (Content-Length)")
     return got
@@ -393,16 +396,9 @@ def _stream(
 
 def _bytes_read(exc: BaseException) -> int:
     """Body bytes urllib3 had read when the transfer broke (its buffered chunk is lost)."""
-    seen: set[int] = set()
-    todo: list[object] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
+    for item in exception_chain(exc):
         if isinstance(item, urllib3.exceptions.IncompleteRead) and isinstance(item.partial, int):
             return item.partial
-        todo.extend([*item.args, item.__cause__, item.__context__])
     return 0
 
 

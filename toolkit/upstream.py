@@ -1,8 +1,9 @@
-"""What the upstream sources publish, parsed, and the rules that choose from it.
+"""What upstream publishes, read: python.org's directory index and the Sigstore bundles beside
+its installers, PyPI's JSON, GitHub's commits.
 
-Pure functions over the documents: python.org's directory index (nginx autoindex) and the Sigstore
-bundles beside its installers, PyPI's JSON for pip, GitHub's commits JSON for pypa/get-pip. No
-network here: ``toolkit.bump`` fetches the documents (through a Fetcher) and hands them in.
+Pure functions over the documents (no fetching here): which Python versions a line may take
+(a version counts only once its Windows installer is listed; a ``-rc`` line takes pre-releases),
+which pip admits a Python, which get-pip paths to try at a commit. ``toolkit.bump`` drives them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from toolkit.errors import ConfigError, SourceError
-from toolkit.versions import LINE_RE
+from toolkit.errors import SourceError
+from toolkit.versions import LineName
 
 FOLDER_RE = re.compile(r"^(?P<release>[0-9]+\.[0-9]+\.[0-9]+)/$")
 _VERSION = r"[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?"
@@ -107,27 +108,6 @@ def installer_versions(entries: Sequence[str]) -> set[Version]:
 def listed_versions(entries: Sequence[str]) -> set[Version]:
     """Versions a folder shows at all: by installer or by source tarball."""
     return _matched_versions(entries, TARBALL_RE) | installer_versions(entries)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LineName:
-    name: str
-    major: int
-    minor: int
-    rc: bool
-
-    @classmethod
-    def parse(cls, name: str) -> LineName:
-        match = LINE_RE.match(name)
-        if match is None:
-            raise ConfigError(f"{name!r} is not a Python line", hint='name it "X.Y" or "X.Y-rc"')
-        return cls(
-            name=name, major=int(match["major"]), minor=int(match["minor"]), rc=bool(match["rc"])
-        )
-
-    @property
-    def major_minor(self) -> str:
-        return f"{self.major}.{self.minor}"
 
 
 @dataclass(frozen=True, kw_only=True)

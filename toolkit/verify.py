@@ -23,16 +23,27 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from toolkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from toolkit.matrix import Build
+from toolkit.cancel import Canceller, check_timeout
+from toolkit.errors import (
+    ConfigError,
+    HostError,
+    Interrupted,
+    ToolkitError,
+    VerifyFailedError,
+)
+from toolkit.hosts import HostSelection
+from toolkit.matrix import Build, select_builds
+from toolkit.preflight import ClientSource, Target, plan_targets
+from toolkit.results import CheckResult, VerifyResult
+from toolkit.runner import run_targets
 
 OVERRIDE_TOKEN = "toolkit-override-cmd-ok"
 OVERRIDE_COMMANDS: Mapping[str, tuple[str, ...]] = {
@@ -102,28 +113,6 @@ class Check:
     network: bool = False
     # What a passing check found, worth saying (pip-version without a pin: the pip version).
     report: Callable[[str], str | None] | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    name: str
-    image: str
-    passed: bool
-    duration: float
-    argv: tuple[str, ...]
-    output: str
-    message: str | None = None  # why it failed; for a passing check, what it found, if anything
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "image": self.image,
-            "passed": self.passed,
-            "duration": round(self.duration, 3),
-            "argv": list(self.argv),
-            "output": self.output,
-            "message": self.message,
-        }
 
 
 def _exit_zero(code: int, output: str) -> str | None:
@@ -411,3 +400,112 @@ def failure_summary(results: Sequence[CheckResult]) -> str | None:
         return None
     detail = "; ".join(f"{r.name}: {r.message}" for r in failed)
     return f"{len(failed)} of {len(results)} checks failed: {detail}"
+
+
+# -- toolkit verify: the selected images on their hosts ----------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyRequest:
+    """Everything ``toolkit verify`` was asked to do."""
+
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    hosts: HostSelection = field(default_factory=HostSelection)
+    repo: str = "python"
+    network: bool = False
+    timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        # Else every check "fails" (exit 11): a usage mistake, not a broken image.
+        check_timeout(self.timeout, what="seconds per check")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyRun:
+    """One result per selected build, in matrix order."""
+
+    results: tuple[VerifyResult, ...]
+    interrupted: bool = False
+
+    def failure(self) -> ToolkitError | None:
+        """The error the run ends with, if any (the exit code comes from its class)."""
+        if self.interrupted:
+            return Interrupted()
+        unreachable = [r for r in self.results if r.error is not None]
+        if unreachable:
+            names = ", ".join(r.build_id for r in unreachable)
+            return HostError(
+                f"{len(unreachable)} of {len(self.results)} target(s) not verified: {names}",
+                hint="their hosts could not be reached or were refused; see above",
+            )
+        failed = [r for r in self.results if r.failed]
+        if failed:
+            count = sum(len(r.failed) for r in failed)
+            names = ", ".join(r.build_id for r in failed)
+            return VerifyFailedError(f"{count} check(s) failed on {names}")
+        return None
+
+
+class VerifyWork:
+    """The runner's per-target work for ``verify``: every check, one after another."""
+
+    def __init__(self, request: VerifyRequest) -> None:
+        self._request = request
+
+    def host(self, job: Target) -> str:
+        return job.host
+
+    def run(self, job: Target, canceller: Canceller, interrupt: threading.Event) -> VerifyResult:
+        checks = verify_build(
+            job.client,
+            f"{self._request.repo}:{job.build.tags[0]}",
+            job.build,
+            job.os_type,
+            isolation=job.isolation,
+            network=self._request.network,
+            timeout=self._request.timeout,
+            stop=interrupt.is_set,
+        )
+        return VerifyResult(
+            build_id=job.build.id,
+            host=job.host,
+            checks=tuple(checks),
+            interrupted=interrupt.is_set(),
+        )
+
+    def failed(self, job: Target, why: str) -> VerifyResult:
+        return VerifyResult(build_id=job.build.id, host=job.host, error=why)
+
+    def not_run(self, job: Target, why: str, interrupted: bool) -> VerifyResult:
+        return VerifyResult(build_id=job.build.id, host=job.host, interrupted=True)
+
+    def still_running(self, job: Target) -> VerifyResult:
+        return VerifyResult(build_id=job.build.id, host=job.host, interrupted=True)
+
+    def ok(self, result: VerifyResult) -> bool:
+        return result.ok
+
+    def finished(self, result: VerifyResult) -> None:
+        pass  # the lines are printed in plan order at the end
+
+
+def run_verify(request: VerifyRequest, env: Mapping[str, str], clients: ClientSource) -> VerifyRun:
+    """Run the checks on the images a previous build tagged, each target on its host; hosts in
+    parallel, the targets of one host one after another. Ctrl-C: running checks finish (their
+    containers are removed); no new one starts."""
+    builds = select_builds(request.versions, request.selectors).chosen
+    selection = request.hosts
+    plan = plan_targets(
+        builds, selection.load(env), clients, selection.isolation, selection.preflight
+    )
+    summary = run_targets(plan.targets, VerifyWork(request))
+    by_id = {r.build_id: r for r in summary.results}
+    for a in plan.assignments:
+        if a.build_id in plan.refused:
+            error = plan.refused[a.build_id].one_line()
+            by_id[a.build_id] = VerifyResult(build_id=a.build_id, host=a.host.name, error=error)
+    return VerifyRun(
+        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        interrupted=summary.interrupted,
+    )

@@ -6,7 +6,6 @@ the fix, and raises ConfigError before anything is written.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ConfigError
+from toolkit.suggest import did_you_mean
 from toolkit.windows import (
     WindowsRelease,
     find_release,
@@ -48,6 +48,31 @@ PIP_KEYS = ("version",)
 GET_PIP_KEYS = ("url", "sha256")
 CHECKSUM_KEYS = ("windows",)
 CHECKSUM_WINDOWS_KEYS = ("sha256",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineName:
+    """A Python line's name parsed: ``3.8-rc`` is 3, 8 and a pre-release line."""
+
+    name: str
+    major: int
+    minor: int
+    rc: bool
+
+    @classmethod
+    def parse(cls, name: str) -> LineName:
+        """The parsed name; ConfigError when ``name`` is not ``X.Y`` or ``X.Y-rc``."""
+        match = LINE_RE.match(name)
+        if match is None:
+            raise ConfigError(f"{name!r} is not a Python line", hint='name it "X.Y" or "X.Y-rc"')
+        return cls(
+            name=name, major=int(match["major"]), minor=int(match["minor"]), rc=bool(match["rc"])
+        )
+
+    @property
+    def major_minor(self) -> str:
+        """``3.8``: the line without its ``-rc``."""
+        return f"{self.major}.{self.minor}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,9 +151,8 @@ class PythonLine:
 
     @property
     def major_minor(self) -> tuple[int, int]:
-        match = LINE_RE.match(self.name)
-        assert match is not None  # validated at load
-        return int(match["major"]), int(match["minor"])
+        parsed = LineName.parse(self.name)  # validated at load: never raises here
+        return parsed.major, parsed.minor
 
     @property
     def release(self) -> str:
@@ -194,12 +218,7 @@ class _Checker:
     ) -> None:
         for key in value:
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                fix = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else f"allowed keys: {', '.join(allowed)}"
-                )
+                fix = did_you_mean(key, allowed, listing="allowed keys")
                 raise self.fail((*where, key), f"unknown key {key!r}", fix)
         for key in required:
             if key not in value:
@@ -260,9 +279,10 @@ def parse_versions(text: str, path: Path) -> VersionsFile:
 
 def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
     where: tuple[str | int, ...] = (name,)
-    match = LINE_RE.match(name)
-    if match is None:
-        raise check.fail(where, f"{name!r} is not a Python line", 'name it "X.Y" or "X.Y-rc"')
+    try:
+        line_name = LineName.parse(name)
+    except ConfigError as exc:
+        raise check.fail(where, exc.message, exc.hint or "") from None
     entry = check.obj(body, where)
     check.keys(entry, where, LINE_KEYS, REQUIRED_LINE_KEYS)
 
@@ -274,14 +294,14 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
             f"{version!r} is not a CPython version",
             "use X.Y.Z or X.Y.Z{a,b,rc}N, e.g. 3.8.0rc1",
         )
-    major, minor = int(match["major"]), int(match["minor"])
+    major, minor = line_name.major, line_name.minor
     if (int(parsed["major"]), int(parsed["minor"])) != (major, minor):
         raise check.fail(
             (name, "version"),
             f"{version} does not belong to line {name}",
             f"use a {major}.{minor}.x version or rename the line",
         )
-    if parsed["pre"] and not match["rc"]:
+    if parsed["pre"] and not line_name.rc:
         raise check.fail(
             (name, "version"),
             f"{version} is a pre-release in the final line {name}",
@@ -414,10 +434,10 @@ def _variant(check: _Checker, raw: object, where: tuple[str | int, ...]) -> Vari
         )
     flavor = match["flavor"]
     if flavor not in FLAVORS:
-        close = difflib.get_close_matches(flavor, FLAVORS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise check.fail(
-            where, f"unknown image flavor {flavor!r}", f"{hint}flavors: {', '.join(FLAVORS)}"
+            where,
+            f"unknown image flavor {flavor!r}",
+            did_you_mean(flavor, FLAVORS, listing="flavors"),
         )
     key = match["release"]
     release = releases().get(key)

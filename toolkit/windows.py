@@ -6,11 +6,12 @@ variant (``windowsservercore``, ``nanoserver``) picks which one a build ends on.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from toolkit.suggest import did_you_mean
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,11 +84,7 @@ def release_for_build(build: int) -> WindowsRelease | None:
 def suggest_release(name: str) -> str:
     """A hint naming the closest known release(s)."""
     names = [*releases(), *(a for r in releases().values() for a in r.aliases)]
-    close = difflib.get_close_matches(name, names, n=1)
-    known = ", ".join(releases())
-    if close:
-        return f"did you mean {close[0]!r}? known releases: {known}"
-    return f"known releases: {known}"
+    return did_you_mean(name, names, listing="known releases", listed=releases())
 
 
 def flavor_releases(flavor: str) -> list[WindowsRelease]:

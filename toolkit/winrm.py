@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-from toolkit.errors import ConfigError, WinRMError
-from toolkit.hosts import describe_error, is_loopback
+from toolkit.errors import ConfigError, WinRMError, describe_exception
+from toolkit.hosts import is_loopback
 from toolkit.windows import WindowsRelease, release_for_build
 
 CURRENT_VERSION_KEY = r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
@@ -214,7 +214,7 @@ def _translate(exc: Exception, endpoint: str) -> WinRMError:
     if isinstance(exc, WinRMTransportError):
         return WinRMError(f"WinRM host {endpoint} answered HTTP {exc.code}")
     return WinRMError(
-        f"WinRM host {endpoint} cannot be reached: {describe_error(exc)}",
+        f"WinRM host {endpoint} cannot be reached: {describe_exception(exc)}",
         hint="check the address, the listener (winrm enumerate winrm/config/listener) and TLS",
     )
 

@@ -29,11 +29,13 @@ from tests.docker.matrixspace import (
     line_of,
     render_workspace,
 )
-from toolkit.driver import HASH_LABEL, BuildJob, BuildResult, BuildSettings, Outcome
+from toolkit.builds import BuildWork, make_verifier
+from toolkit.driver import HASH_LABEL, BuildJob, BuildSettings
 from toolkit.instructions import history, parse_dockerfile
 from toolkit.matrix import Build
 from toolkit.progress import PlainReporter
-from toolkit.scheduler import RunSummary, make_verifier, run_builds
+from toolkit.results import BuildObserver, BuildResult, Outcome
+from toolkit.runner import RunSummary, run_targets
 
 
 class _Recorder(PlainReporter):
@@ -106,10 +108,23 @@ def _settings(root: Path, **kw: Any) -> BuildSettings:
 
 def _run(
     jobs: list[BuildJob], settings: BuildSettings, verify: bool = True
-) -> tuple[RunSummary, _Recorder]:
+) -> tuple[RunSummary[BuildResult], _Recorder]:
     recorder = _Recorder()
     verifier = make_verifier(recorder) if verify else None
     return run_builds(jobs, settings, recorder, verifier=verifier), recorder
+
+
+def run_builds(
+    jobs: list[BuildJob],
+    settings: BuildSettings,
+    observer: BuildObserver,
+    *,
+    verifier: Any = None,
+    jobs_per_host: int = 1,
+) -> RunSummary[BuildResult]:
+    """The build command's work through the one target runner."""
+    work = BuildWork(settings, observer, verifier, jobs)
+    return run_targets(jobs, work, jobs_per_host=jobs_per_host)
 
 
 def _assert_clean(clients: dict[str, Any]) -> None:
@@ -120,7 +135,7 @@ def _assert_clean(clients: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def first_run(
     matrix: tuple[Path, list[Build]], clients: dict[str, Any]
-) -> tuple[RunSummary, _Recorder, float]:
+) -> tuple[RunSummary[BuildResult], _Recorder, float]:
     root, builds = matrix
     started = time.monotonic()
     summary, recorder = _run(_jobs(root, builds, clients), _settings(root))
@@ -130,7 +145,7 @@ def first_run(
 def test_three_engines_build_and_verify_the_rendered_dockerfiles(
     matrix: tuple[Path, list[Build]],
     clients: dict[str, Any],
-    first_run: tuple[RunSummary, _Recorder, float],
+    first_run: tuple[RunSummary[BuildResult], _Recorder, float],
 ) -> None:
     root, builds = matrix
     summary, recorder, _elapsed = first_run
@@ -179,7 +194,7 @@ def test_three_engines_build_and_verify_the_rendered_dockerfiles(
 def test_a_second_run_skips_every_target_and_makes_no_image(
     matrix: tuple[Path, list[Build]],
     clients: dict[str, Any],
-    first_run: tuple[RunSummary, _Recorder, float],
+    first_run: tuple[RunSummary[BuildResult], _Recorder, float],
 ) -> None:
     root, builds = matrix
     before = {r: image_ids(c.api) for r, c in clients.items()}
@@ -210,7 +225,7 @@ def _one_fails(
     release: str,
     instruction: str,
     **kw: Any,
-) -> tuple[RunSummary, dict[str, set[str]], dict[str, set[str]], Build]:
+) -> tuple[RunSummary[BuildResult], dict[str, set[str]], dict[str, set[str]], Build]:
     """Build all three with ``instruction`` added to one target; return images before/after."""
     root = _copy(matrix, tmp_path)
     builds = matrix[1]
@@ -226,7 +241,7 @@ def _one_fails(
     return summary, before, after, target
 
 
-def _others_built(summary: RunSummary, target: Build) -> None:
+def _others_built(summary: RunSummary[BuildResult], target: Build) -> None:
     for result in summary.results:
         if result.build_id != target.id:
             assert result.outcome.ok, result.message

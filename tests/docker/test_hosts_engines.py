@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import run_toolkit
 from tests.docker.engines import Engine
+from toolkit.clients import connect
 from toolkit.errors import HostError
-from toolkit.hosts import HostSpec, TLSFiles, connect, load_hosts
+from toolkit.hosts import HostSpec, TLSFiles, load_hosts
 from toolkit.matrix import build_matrix
 from toolkit.preflight import choose_isolation, inspect_engine, plan_assignments
 from toolkit.versions import load_versions

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_toolkit
-from toolkit.hosts import connect, load_hosts
+from toolkit.clients import connect
+from toolkit.hosts import load_hosts
 from toolkit.preflight import inspect_engine
 from toolkit.windows import release_for_build
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_toolkit
+from toolkit.clients import connect
 from toolkit.errors import HostError
-from toolkit.hosts import connect, load_hosts
+from toolkit.hosts import load_hosts
 from toolkit.preflight import HostFacts, check_engine, choose_isolation, inspect_engine
 from toolkit.windows import WindowsRelease, release_for_build, releases
 

@@ -1,0 +1,285 @@
+"""``toolkit build`` as one pipeline call: place the builds on their hosts, build each target
+through the runner (driver.build_image), verify each fresh image, and return the results.
+
+An image that fails verification, or whose checks Ctrl-C stopped before they all ran, loses its
+tags and is removed, so a later run rebuilds and verifies it instead of skipping it as unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from toolkit.cancel import Canceller
+from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image
+from toolkit.errors import (
+    BuildFailedError,
+    ConfigError,
+    Interrupted,
+    ToolkitError,
+    VerifyFailedError,
+    describe_exception,
+)
+from toolkit.hosts import HostSelection
+from toolkit.matrix import Build, select_builds
+from toolkit.preflight import Assignment, ClientSource, plan_targets
+from toolkit.render import dockerfile_path
+from toolkit.results import BuildObserver, BuildResult, CheckResult, Outcome
+from toolkit.runner import run_targets
+from toolkit.verify import build_checks, failure_summary, verify_image
+
+Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
+"""Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
+stops between checks once the event (Ctrl-C) is set."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    """Everything ``toolkit build`` was asked to do."""
+
+    versions: Path
+    selectors: tuple[str, ...] = ()
+    out: Path = Path("dockerfiles")
+    hosts: HostSelection = field(default_factory=HostSelection)
+    settings: BuildSettings = field(default_factory=BuildSettings)
+    jobs_per_host: int = 1
+    fail_fast: bool = False
+    verify: bool = True
+    network_checks: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRun:
+    """What a build run did: the plan, and (unless a dry run) one result per target in plan
+    order."""
+
+    request: BuildRequest
+    builds: tuple[Build, ...]
+    assignments: tuple[Assignment, ...]
+    results: tuple[BuildResult, ...] = ()
+    interrupted: bool = False
+
+    def failure(self) -> ToolkitError | None:
+        """The error the run ends with, if any (the exit code comes from its class)."""
+        if self.interrupted:
+            return Interrupted()
+        failed = [r for r in self.results if not r.outcome.ok]
+        if not failed:
+            return None
+        names = ", ".join(r.build_id for r in failed)
+        text = f"{len(failed)} of {len(self.results)} target(s) failed: {names}"
+        if all(r.outcome is Outcome.VERIFY_FAILED for r in failed):
+            return VerifyFailedError(text)
+        return BuildFailedError(text)
+
+
+def run_build(
+    request: BuildRequest,
+    env: Mapping[str, str],
+    clients: ClientSource,
+    progress: Callable[[], AbstractContextManager[BuildObserver]],
+) -> BuildRun:
+    """Plan, then (unless ``dry_run``) build every target and verify it. ``progress`` opens the
+    presentation (live view, lines, GitHub folds) only once there is something to build."""
+    builds = select_builds(request.versions, request.selectors).chosen
+    for b in builds:
+        if not dockerfile_path(request.out, b).is_file():
+            raise ConfigError(
+                f"{dockerfile_path(request.out, b)}: Dockerfile of {b.id} not found",
+                hint="run toolkit render, or pass --out",
+            )
+    selection = request.hosts
+    plan = plan_targets(
+        builds, selection.load(env), clients, selection.isolation, selection.preflight
+    )
+    if request.dry_run:
+        return BuildRun(request=request, builds=builds, assignments=plan.assignments)
+    jobs = [
+        BuildJob(
+            build=t.build,
+            context=request.out / t.build.directory,
+            host=t.host,
+            client=t.client,
+            isolation=t.isolation,
+            os_type=t.os_type,
+        )
+        for t in plan.targets
+    ]
+    refused = [
+        BuildResult(
+            build_id=a.build_id,
+            host=a.host.name,
+            isolation=a.isolation,
+            outcome=Outcome.FAILED,
+            duration=0.0,
+            message=f"{a.build_id}: {plan.refused[a.build_id].one_line()}",
+        )
+        for a in plan.assignments
+        if a.build_id in plan.refused
+    ]
+    with progress() as observer:
+        for result in refused:
+            observer.finished(result)
+        verifier = (
+            make_verifier(observer, network=request.network_checks) if request.verify else None
+        )
+        work = BuildWork(request.settings, observer, verifier, jobs)
+        summary = run_targets(
+            jobs,
+            work,
+            jobs_per_host=request.jobs_per_host,
+            fail_fast=request.fail_fast,
+            failed_before=bool(refused),
+        )
+    by_id = {r.build_id: r for r in (*summary.results, *refused)}
+    return BuildRun(
+        request=request,
+        builds=builds,
+        assignments=plan.assignments,
+        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        interrupted=summary.interrupted,
+    )
+
+
+class BuildWork:
+    """The runner's per-target work for ``build``: build (or skip), then verify."""
+
+    def __init__(
+        self,
+        settings: BuildSettings,
+        observer: BuildObserver,
+        verifier: Verifier | None,
+        jobs: Sequence[BuildJob],
+    ) -> None:
+        self._settings = settings
+        self._observer = observer
+        self._verifier = verifier
+        # One index per engine: its base images and labelled images are listed once per run.
+        self._indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
+
+    def host(self, job: BuildJob) -> str:
+        return job.host
+
+    def run(self, job: BuildJob, canceller: Canceller, interrupt: threading.Event) -> BuildResult:
+        result = build_image(
+            job, self._settings, self._observer, canceller, self._indexes.get(job.host)
+        )
+        if self._verifier is not None and result.outcome is Outcome.BUILT:
+            result = self._verifier(job, result, interrupt)
+        return result
+
+    def failed(self, job: BuildJob, why: str) -> BuildResult:
+        return _result(job, Outcome.FAILED, f"{job.build.id} on {job.host}: {why}")
+
+    def not_run(self, job: BuildJob, why: str, interrupted: bool) -> BuildResult:
+        return _result(job, Outcome.CANCELLED if interrupted else Outcome.NOT_RUN, why)
+
+    def still_running(self, job: BuildJob) -> BuildResult:
+        message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
+        return _result(job, Outcome.CANCELLED, message)
+
+    def ok(self, result: BuildResult) -> bool:
+        return result.outcome.ok
+
+    def finished(self, result: BuildResult) -> None:
+        self._observer.finished(result)
+
+
+def _result(job: BuildJob, outcome: Outcome, message: str) -> BuildResult:
+    return BuildResult(
+        build_id=job.build.id,
+        host=job.host,
+        isolation=job.isolation,
+        outcome=outcome,
+        duration=0.0,
+        message=message,
+    )
+
+
+def make_verifier(
+    observer: BuildObserver, *, network: bool = False, timeout: float = 300.0
+) -> Verifier:
+    """Verify each freshly built image; one that fails, or whose checks could not all run
+    (Ctrl-C), loses its tags and is removed."""
+
+    def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
+        started = time.monotonic()
+        observer.step(job.build.id, 0, 0, "verifying")
+        try:
+            planned = build_checks(job.build, job.os_type, network=network)
+        except ToolkitError:
+            discard_image(job.client, result)
+            raise
+        checks = verify_image(
+            job.client,
+            result.tags[0],
+            planned,
+            isolation=job.isolation,
+            timeout=timeout,
+            stop=interrupt.is_set,
+        )
+        _append_log(result, checks)
+        if interrupt.is_set():
+            if len(checks) < len(planned) or failure_summary(checks) is not None:
+                discard_image(job.client, result)
+            return replace(
+                result,
+                checks=tuple(checks),
+                outcome=Outcome.CANCELLED,
+                message=f"{job.build.id} on {job.host}: verification interrupted (Ctrl-C)",
+            )
+        duration = result.duration + time.monotonic() - started
+        summary = failure_summary(checks)
+        if summary is None:
+            return replace(result, checks=tuple(checks), duration=duration)
+        kept = discard_image(job.client, result)
+        if kept is not None:  # silently kept, the next run would skip it as unchanged
+            summary += (
+                f"; the image could not be removed ({kept}): remove it, or the next run skips "
+                "it as unchanged (--force rebuilds)"
+            )
+        return replace(
+            result,
+            duration=duration,
+            checks=tuple(checks),
+            outcome=Outcome.VERIFY_FAILED,
+            message=f"{job.build.id} on {job.host}: {summary}",
+        )
+
+    return verify
+
+
+def _append_log(result: BuildResult, checks: Sequence[CheckResult]) -> None:
+    if result.log_path is None:
+        return
+    with contextlib.suppress(OSError), result.log_path.open("a", encoding="utf-8") as log:
+        for check in checks:
+            verdict = "PASS" if check.passed else f"FAIL ({check.message})"
+            log.write(f"verify {check.name}: {verdict} in {check.duration:.1f}s\n")
+            log.writelines(f"  | {text}\n" for text in check.output.splitlines())
+
+
+def discard_image(client: Any, result: BuildResult) -> str | None:
+    """Untag and remove the image; None when it is gone, else why it is still there."""
+    import docker.errors
+
+    api = client.api
+    for tag in result.tags:
+        with contextlib.suppress(Exception):
+            api.remove_image(tag, force=False, noprune=False)
+    if not result.image_id:
+        return None
+    try:
+        api.remove_image(result.image_id, force=False, noprune=False)
+    except docker.errors.NotFound:
+        return None
+    except Exception as exc:  # the engine refused (a container uses it) or is gone
+        return describe_exception(exc)
+    return None

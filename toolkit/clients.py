@@ -1,0 +1,179 @@
+"""Docker clients, created in one place: from a host's configuration to a connected client.
+
+``hosts.py`` says which endpoint serves which release (configuration only); this module turns an
+endpoint into a ``docker.DockerClient``, with the TLS rules the configuration promised, and
+``ClientPool`` keeps one client per host for a run, remembering a host that could not be reached
+so that its other targets fail at once with the same message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
+from toolkit.hosts import DEFAULT_TIMEOUT, HostSpec, check_url
+
+
+def _pinned_ca_client(**kwargs: Any) -> Any:
+    """A DockerClient whose TLS verification cannot be redirected by the environment.
+
+    requests' ``Session.merge_environment_settings`` replaces the per-request ``verify`` with
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE when they are set, and the per-request value beats the
+    session's, so docker-py's ``TLSConfig(ca_cert=...)`` is silently ignored
+    (docker/docker-py#2433). This client puts the session's CA back on every request; proxies
+    from the environment still apply.
+    """
+    import docker
+
+    class PinnedCAAPIClient(docker.APIClient):  # type: ignore[misc]
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert
+            )
+            settings["verify"] = self.verify
+            return settings
+
+    class PinnedCADockerClient(docker.DockerClient):  # type: ignore[misc]
+        def __init__(self, **kw: Any) -> None:
+            self.api = PinnedCAAPIClient(**kw)
+
+    return PinnedCADockerClient(**kwargs)
+
+
+def _endpoint(spec: HostSpec) -> tuple[str, Any]:
+    """(base URL, docker TLSConfig or None) for ``spec``; a docker context is resolved here and
+    held to the same rules as a URL (no plain remote tcp://, no TLS without verification)."""
+    from docker.tls import TLSConfig
+
+    if spec.context is None:
+        if spec.tls is None:
+            return spec.url, None
+        tls_config = TLSConfig(
+            client_cert=(str(spec.tls.cert), str(spec.tls.key)),
+            ca_cert=str(spec.tls.ca),
+            verify=True,
+        )
+        return "https://" + spec.url.split("://", 1)[1], tls_config
+    from docker.context import ContextAPI
+
+    where = f"docker context {spec.context!r} ({spec.source})"
+    try:
+        context = ContextAPI.get_context(spec.context)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where} cannot be read: {exc}", hint="check: docker context ls"
+        ) from exc
+    if context is None:
+        raise ConfigError(
+            f"{where} does not exist", hint="list them with: docker context ls (DOCKER_CONFIG)"
+        )
+    host = str(context.Host or "")
+    tls_config = context.TLSConfig
+    endpoint = context.endpoints.get("docker", {})
+    if tls_config is not None and (not tls_config.verify or endpoint.get("SkipTLSVerify")):
+        raise ConfigError(
+            f"{where} does not verify the engine's TLS certificate",
+            hint="recreate the context with --docker ca=...,cert=...,key=... (no skip-tls-verify)",
+        )
+    # docker-py spells a context's endpoint http+unix://, http:// or https://; check it as the
+    # unix:// or tcp:// it is.
+    scheme, sep, rest = host.partition("://")
+    plain = {"http+unix": "unix", "http": "tcp", "https": "tcp", "http+npipe": "npipe"}
+    check_url(f"{plain.get(scheme, scheme)}{sep}{rest}", where=where, tls=tls_config is not None)
+    return host, tls_config
+
+
+def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A ``docker.DockerClient`` for ``spec`` (API version negotiated with the engine).
+
+    Raises HostError naming the host when the engine cannot be reached, ConfigError when a
+    docker context does not exist or breaks the security rules. ``env`` is accepted for
+    symmetry; docker-py itself reads DOCKER_CONFIG (the context store) from the process.
+    """
+    import docker
+
+    base_url, tls_config = _endpoint(spec)
+    try:
+        if tls_config is not None:
+            return _pinned_ca_client(
+                base_url=base_url, tls=tls_config, version="auto", timeout=timeout
+            )
+        return docker.DockerClient(
+            base_url=base_url,
+            version="auto",
+            timeout=timeout,
+            use_ssh_client=base_url.startswith("ssh://"),
+        )
+    except (docker.errors.DockerException, OSError) as exc:
+        raise HostError(
+            f"Docker host {spec.name} ({spec.source}) cannot be reached: {describe_exception(exc)}",
+            hint="check that the engine runs and the address and certificates are right",
+        ) from exc
+
+
+class ClientPool:
+    """The Docker clients of one run: one per host, connected on first use, closed at the end.
+
+    Thread-safe: the runner's per-host workers share it. A host that cannot be reached (or whose
+    engine does not answer) is remembered, and asking for it again raises the same error.
+    """
+
+    def __init__(self, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._env = env
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._errors: dict[str, ToolkitError] = {}
+        self._os_types: dict[str, str] = {}
+
+    def __enter__(self) -> ClientPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def connect(self, spec: HostSpec) -> Any:
+        key = spec.name
+        with self._lock:
+            if key in self._errors:
+                raise self._errors[key]
+            if key not in self._clients:
+                try:
+                    self._clients[key] = connect(spec, self._env, timeout=self._timeout)
+                except ToolkitError as exc:
+                    self._errors[key] = exc
+                    raise
+            return self._clients[key]
+
+    def os_type(self, spec: HostSpec, known: str | None = None) -> str:
+        """The engine's OSType: ``known`` (preflight already asked), else asked once."""
+        if known is not None:
+            return known
+        key = spec.name
+        client = self.connect(spec)
+        with self._lock:
+            if key in self._os_types:
+                return self._os_types[key]
+        try:
+            os_type = str(client.info().get("OSType") or "windows")
+        except Exception as exc:
+            error = HostError(
+                f"Docker host {spec.name} does not answer: {describe_exception(exc)}",
+                hint="check that the engine runs",
+            )
+            with self._lock:
+                self._errors[key] = error
+            raise error from None
+        with self._lock:
+            self._os_types[key] = os_type
+        return os_type
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

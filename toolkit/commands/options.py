@@ -1,0 +1,88 @@
+"""Options shared by several commands, declared once: name, help, environment variable, default.
+
+Typer needs each option in the signature of every command that takes it; these aliases and
+defaults keep what they mean in one place. The host options come together as one
+``HostSelection`` through :func:`host_selection`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from toolkit.hosts import HostSelection
+
+VERSIONS = Path("versions.json")
+OUT = Path("dockerfiles")
+TEMPLATES = Path("templates")
+REPO = "python"
+
+Versions = Annotated[
+    Path,
+    typer.Option("--versions", envvar="TOOLKIT_VERSIONS", help="The data file.", show_default=True),
+]
+Selectors = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="fnmatch patterns over build identifiers, with braces: 3.8-rc-*-1809, 3.{7,8}-*",
+        show_default=False,
+    ),
+]
+Out = Annotated[Path, typer.Option("--out", help="Where the Dockerfiles live.", show_default=True)]
+Templates = Annotated[
+    Path, typer.Option("--templates", help="The Jinja2 templates.", show_default=True)
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Repo = Annotated[
+    str, typer.Option("--repo", help="Repository name the tags go under.", show_default=True)
+]
+Hosts = Annotated[
+    Path | None,
+    typer.Option(
+        "--hosts",
+        envvar="TOOLKIT_HOSTS",
+        help="Release -> Docker host map (default: ./hosts.toml when it exists).",
+        show_default=False,
+    ),
+]
+HostOverrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        help="RELEASE=URL (tcp://, npipe://, unix://, ssh:// or a docker context); repeatable.",
+        show_default=False,
+    ),
+]
+Isolation = Annotated[
+    str | None,
+    typer.Option(
+        "--isolation", help="Force process or hyperv isolation (default: per host and image)."
+    ),
+]
+NoPreflight = Annotated[
+    bool,
+    typer.Option(
+        "--no-preflight",
+        help="Do not contact or check the hosts first (engines the check does not know).",
+    ),
+]
+
+
+def selectors(given: list[str] | None) -> tuple[str, ...]:
+    return tuple(given or ())
+
+
+def host_selection(
+    hosts: Path | None, overrides: list[str] | None, isolation: str | None, no_preflight: bool
+) -> HostSelection:
+    from toolkit.hosts import HostSelection
+
+    return HostSelection(
+        path=hosts,
+        overrides=tuple(overrides or ()),
+        isolation=isolation,
+        preflight=not no_preflight,
+    )
