@@ -63,7 +63,7 @@ class BuildResult:
     size: int | None = None
     tags: tuple[str, ...] = ()
     content_hash: str | None = None
-    message: str | None = None  # why it failed; for a pass, what it found (if worth saying)
+    message: str | None = None
     log_path: Path | None = None
     tail: tuple[str, ...] = ()
     checks: tuple[CheckResult, ...] = ()
