@@ -276,13 +276,17 @@ def test_example_file_is_valid(tmp_path: Path) -> None:
     import tomllib
 
     for table in tomllib.loads(text)["hosts"].values():
-        for key in ("ca", "cert", "key"):
-            if key in table:
-                target = tmp_path / table[key]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text("x")
+        for section in (table, table.get("winrm", {})):
+            for key in ("ca", "cert", "key"):
+                if key in section:
+                    target = tmp_path / section[key]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text("x")
     config = load_hosts(copy, [], {})
     assert config.for_release("1809").tls is not None
+    winrm = config.for_release("1809").winrm
+    assert winrm is not None
+    assert winrm.endpoint == "https://win2019-build.example.net:5986/wsman"
     assert {"ltsc2016", "1803", "1809"} <= set(config.hosts)
 
 

@@ -27,6 +27,13 @@ from toolkit.errors import (
     describe_exception,
 )
 from toolkit.hosts import HostSelection
+from toolkit.inspection import (
+    InspectRun,
+    WinRMAccess,
+    check_hosts,
+    engine_asker,
+    refuse_failed_hosts,
+)
 from toolkit.matrix import Build, select_builds
 from toolkit.preflight import Assignment, ClientSource, plan_targets
 from toolkit.render import dockerfile_path
@@ -53,6 +60,8 @@ class BuildRequest:
     verify: bool = True
     network_checks: bool = False
     dry_run: bool = False
+    winrm_deadline: float | None = None
+    """``--preflight winrm``: each host's WinRM check first, within this many seconds."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +74,7 @@ class BuildRun:
     assignments: tuple[Assignment, ...]
     results: tuple[BuildResult, ...] = ()
     interrupted: bool = False
+    winrm: InspectRun | None = None
 
     def failure(self) -> ToolkitError | None:
         """The error the run ends with, if any (the exit code comes from its class)."""
@@ -85,9 +95,12 @@ def run_build(
     env: Mapping[str, str],
     clients: ClientSource,
     progress: Callable[[], AbstractContextManager[BuildObserver]],
+    winrm: WinRMAccess | None = None,
 ) -> BuildRun:
     """Plan, then (unless ``dry_run``) build every target and verify it. ``progress`` opens the
-    presentation (live view, lines, GitHub folds) only once there is something to build."""
+    presentation (live view, lines, GitHub folds) only once there is something to build. With
+    ``request.winrm_deadline``, every host is first checked over WinRM (through ``winrm``) and
+    the builds of a host that fails are refused; the others go ahead."""
     builds = select_builds(request.versions, request.selectors).chosen
     for b in builds:
         if not dockerfile_path(request.out, b).is_file():
@@ -96,11 +109,27 @@ def run_build(
                 hint="run toolkit render, or pass --out",
             )
     selection = request.hosts
-    plan = plan_targets(
-        builds, selection.load(env), clients, selection.isolation, selection.preflight
-    )
+    config = selection.load(env)
+    inspected = None
+    if request.winrm_deadline is not None:
+        if winrm is None:
+            raise ConfigError("--preflight winrm: no WinRM access was given to the build")
+        inspected = check_hosts(
+            builds,
+            config,
+            env,
+            prompt=winrm.prompt,
+            session_fn=winrm.open_session,
+            engine_fn=engine_asker(clients) if selection.preflight else None,
+            deadline=request.winrm_deadline,
+        )
+    plan = plan_targets(builds, config, clients, selection.isolation, selection.preflight)
+    if inspected is not None:
+        plan = refuse_failed_hosts(plan, inspected.reports)
     if request.dry_run:
-        return BuildRun(request=request, builds=builds, assignments=plan.assignments)
+        return BuildRun(
+            request=request, builds=builds, assignments=plan.assignments, winrm=inspected
+        )
     jobs = [
         BuildJob(
             build=t.build,
@@ -145,6 +174,7 @@ def run_build(
         assignments=plan.assignments,
         results=tuple(by_id[a.build_id] for a in plan.assignments),
         interrupted=summary.interrupted,
+        winrm=inspected,
     )
 
 

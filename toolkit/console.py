@@ -60,6 +60,11 @@ class Console:
         prefix = "::error::" if self.github else "error: "
         self.err.write(f"{prefix}{message}\n")
 
+    def warning(self, message: str) -> None:
+        """A one-line warning: ``warning: ...``, an annotation on GitHub Actions."""
+        prefix = "::warning::" if self.github else "warning: "
+        self.err.write(f"{prefix}{message}\n")
+
     def json(self, document: Any) -> None:
         import json
 

@@ -41,9 +41,10 @@ from urllib.parse import urlsplit
 from toolkit.errors import ConfigError
 from toolkit.suggest import did_you_mean
 from toolkit.windows import find_release, suggest_release
+from toolkit.winrm_config import WinRMSpec, default_endpoint, parse_winrm_table
 
 SCHEMES = ("tcp", "https", "npipe", "unix", "ssh")
-HOST_KEYS = ("url", "context", "ca", "cert", "key")
+HOST_KEYS = ("url", "context", "ca", "cert", "key", "winrm")
 TOP_KEYS = ("hosts",)
 LOCAL_UNIX = "unix:///var/run/docker.sock"
 LOCAL_NPIPE = "npipe:////./pipe/docker_engine"
@@ -76,6 +77,7 @@ class HostSpec:
     tls: TLSFiles | None = None
     release: str | None = None
     source: str = ""
+    winrm: WinRMSpec | None = None
 
     @property
     def name(self) -> str:
@@ -91,6 +93,7 @@ class HostSpec:
             "context": self.context,
             "tls": self.tls is not None,
             "source": self.source,
+            "winrm": self.winrm.record() if self.winrm is not None else None,
         }
 
 
@@ -234,6 +237,16 @@ def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, 
             hint='url = "tcp://HOST:2376" (plus ca, cert, key) or context = "NAME"',
         )
     tls = _tls_files(table, base=path.parent, where=where, env=env)
+    winrm = None
+    if "winrm" in table:
+        docker_host = urlsplit(url).hostname if isinstance(url, str) and "://" in url else None
+        winrm = parse_winrm_table(
+            table["winrm"],
+            where=f"{path}: [hosts.{release}.winrm]",
+            docker_host=docker_host,
+            base=path.parent,
+            home=_expand_home("~", env),
+        )
     if context is not None:
         if not isinstance(context, str) or not context:
             raise ConfigError(f"{where}.context must be a docker context name")
@@ -242,11 +255,15 @@ def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, 
                 f"{where}: ca/cert/key do not apply to a context",
                 hint="the context has its own TLS",
             )
-        return HostSpec(context=context, release=release, source=f"{path} [hosts.{release}]")
+        return HostSpec(
+            context=context, release=release, source=f"{path} [hosts.{release}]", winrm=winrm
+        )
     if not isinstance(url, str) or not url:
         raise ConfigError(f"{where}.url must be a URL string", hint='url = "tcp://HOST:2376"')
     url = check_url(url, where=f"{where}.url", tls=tls is not None)
-    return HostSpec(url=url, tls=tls, release=release, source=f"{path} [hosts.{release}]")
+    return HostSpec(
+        url=url, tls=tls, release=release, source=f"{path} [hosts.{release}]", winrm=winrm
+    )
 
 
 def _release_key(name: str, where: str) -> str:
@@ -322,8 +339,9 @@ def _override(
     key = _release_key(release_name.strip(), where)
     target = target.strip()
     source = f"--host {key}"
+    winrm = _moved_winrm(hosts.get(key), target)
     if "://" not in target:
-        return key, HostSpec(context=target, release=key, source=source)
+        return key, HostSpec(context=target, release=key, source=source, winrm=winrm)
     scheme = target.split("://", 1)[0].lower()
     tls = None
     if scheme in ("tcp", "https"):
@@ -333,7 +351,23 @@ def _override(
         tls = configured.tls if configured is not None and configured.tls else None
         tls = tls or _env_tls(env, where)
     url = check_url(target, where=where, tls=tls is not None)
-    return key, HostSpec(url=url, tls=tls, release=key, source=source)
+    return key, HostSpec(url=url, tls=tls, release=key, source=source, winrm=winrm)
+
+
+def _moved_winrm(configured: HostSpec | None, target: str) -> WinRMSpec | None:
+    """The file's winrm table for a release whose Docker address ``--host`` replaces: kept as it
+    is when its endpoint is explicit; otherwise it follows the new address's host name, and is
+    dropped when that names none (a context, a pipe)."""
+    if configured is None or configured.winrm is None:
+        return None
+    if configured.winrm.endpoint_given:
+        return configured.winrm
+    try:
+        host = urlsplit(target).hostname if "://" in target else None
+    except ValueError:
+        host = None
+    endpoint = default_endpoint(host)
+    return replace(configured.winrm, endpoint=endpoint) if endpoint else None
 
 
 def environment_host(env: Mapping[str, str]) -> HostSpec:

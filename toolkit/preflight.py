@@ -93,7 +93,7 @@ class Assignment:
     host: HostSpec
     isolation: str | None
     facts: HostFacts | None
-    error: HostError | None = None
+    error: ToolkitError | None = None
 
     @property
     def ok(self) -> bool:
@@ -183,6 +183,16 @@ def check_engine(facts: HostFacts) -> None:
         )
 
 
+def isolation_between(host_build: int, image_build: int) -> str | None:
+    """``process`` or ``hyperv`` for an image of ``image_build`` on a ``host_build`` host, or None
+    when it never runs there (an image newer than the host)."""
+    if host_build < image_build:
+        return None
+    if host_build == image_build or (host_build, image_build) in PROCESS_ACROSS_BUILDS:
+        return "process"
+    return "hyperv"
+
+
 def _release(release: WindowsRelease | str) -> WindowsRelease:
     if isinstance(release, WindowsRelease):
         return release
@@ -216,17 +226,14 @@ def choose_isolation(facts: HostFacts, release: WindowsRelease | str, override: 
             f"KernelVersion {facts.kernel_version!r}",
             hint="pass --no-preflight (and --isolation) to build anyway",
         )
-    if facts.build < target.build:
+    natural = isolation_between(facts.build, target.build)
+    if natural is None:
         raise HostError(
             f"Docker host {facts.endpoint} runs Windows build {facts.build}, older than the "
             f"{target.key} image (build {target.build}): a newer image never runs on an older host",
             hint=f"build {target.key} on a host with build {target.build} or newer",
         )
-    if override is not None:
-        return override
-    if facts.build == target.build or (facts.build, target.build) in PROCESS_ACROSS_BUILDS:
-        return "process"
-    return "hyperv"
+    return override if override is not None else natural
 
 
 def _host_key(spec: HostSpec) -> tuple[str, str | None, object]:

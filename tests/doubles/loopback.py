@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +19,12 @@ class LoopbackServer:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Serve HTTPS; each connection's handshake runs in its handler's thread."""
+        self._server.socket = context.wrap_socket(
+            self._server.socket, server_side=True, do_handshake_on_connect=False
+        )
 
     def start(self) -> None:
         self._thread.start()

@@ -51,6 +51,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "Print which host builds each target and with which isolation, without building.",
     ),
     CommandEntry(
+        "inspect",
+        "toolkit.commands.inspect",
+        "Check the Windows build hosts over WinRM: build, patch level, Docker, TLS, disk, reboots.",
+    ),
+    CommandEntry(
         "build",
         "toolkit.commands.build",
         "Build the selected images on their hosts, verify them, and report.",
@@ -59,6 +64,11 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "verify",
         "toolkit.commands.verify",
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
+    ),
+    CommandEntry(
+        "ci-matrix",
+        "toolkit.commands.ci_matrix",
+        "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
     ),
 )
 

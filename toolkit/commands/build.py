@@ -20,6 +20,16 @@ def command(
     host: options.HostOverrides = None,
     isolation: options.Isolation = None,
     no_preflight: options.NoPreflight = False,
+    preflight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preflight",
+            help="Also check each host this way before building: winrm (as toolkit inspect "
+            "does; the releases whose host fails are refused, the others build).",
+            show_default=False,
+        ),
+    ] = None,
+    winrm_timeout: options.WinRMTimeout = options.WINRM_TIMEOUT,
     repo: options.Repo = options.REPO,
     force: Annotated[
         bool, typer.Option("--force", help="Build even when an image with the same hash exists.")
@@ -83,6 +93,8 @@ def command(
     from toolkit.clients import ClientPool
     from toolkit.driver import BuildSettings, full_tags, parse_build_args, source_label
 
+    winrm = "winrm" in options.preflights(preflight)
+
     settings = BuildSettings(
         repo=repo,
         pull=pull,
@@ -104,10 +116,13 @@ def command(
         verify=not no_verify,
         network_checks=network_checks,
         dry_run=dry_run,
+        winrm_deadline=winrm_timeout if winrm else None,
     )
     console = Console.from_process()
     with ClientPool(os.environ) as pool:
-        run = run_build(request, os.environ, pool, console.progress)
+        run = run_build(request, os.environ, pool, console.progress, options.winrm_access())
+    for warning in run.winrm.warnings if run.winrm is not None else ():
+        console.warning(warning)
     if dry_run:
         by_id = {b.id: b for b in run.builds}
         for a in run.assignments:

@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from toolkit.hosts import HostSelection
+    from toolkit.inspection import WinRMAccess
 
 VERSIONS = Path("versions.json")
 OUT = Path("dockerfiles")
@@ -69,6 +70,46 @@ NoPreflight = Annotated[
         help="Do not contact or check the hosts first (engines the check does not know).",
     ),
 ]
+
+
+WinRMTimeout = Annotated[
+    float,
+    typer.Option(
+        "--winrm-timeout",
+        help="Deadline of each host's WinRM check, in seconds.",
+        show_default=True,
+    ),
+]
+WINRM_TIMEOUT = 60.0
+
+
+PREFLIGHTS = ("winrm",)
+
+
+def preflights(given: list[str] | None) -> set[str]:
+    """The ``--preflight`` kinds asked for; ConfigError for an unknown one."""
+    from toolkit.errors import ConfigError
+    from toolkit.suggest import did_you_mean
+
+    for kind in given or ():
+        if kind not in PREFLIGHTS:
+            raise ConfigError(
+                f"--preflight {kind!r} is not a preflight", hint=did_you_mean(kind, PREFLIGHTS)
+            )
+    return set(given or ())
+
+
+def winrm_access() -> WinRMAccess:
+    """The session opener and, when a person can answer, the password prompt."""
+    import os
+    import sys
+
+    from toolkit.inspection import WinRMAccess
+    from toolkit.winrm import open_session
+    from toolkit.winrm_config import terminal_prompt
+
+    prompt = terminal_prompt(os.environ, stdin_isatty=sys.stdin.isatty())
+    return WinRMAccess(open_session=open_session, prompt=prompt)
 
 
 def selectors(given: list[str] | None) -> tuple[str, ...]:
