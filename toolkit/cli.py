@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(Interrupted.exit_code)
     except Exit as exc:
         sys.exit(exc.exit_code)
+    if isinstance(result, int) and result == Interrupted.exit_code:
+        # Typer turns a KeyboardInterrupt into Exit(130), which standalone_mode=False returns.
+        report_error(Interrupted())
+        sys.exit(Interrupted.exit_code)
     failure = result.failure() if hasattr(result, "failure") else None
     if failure is not None:  # a run that ended badly: its reason is output, not a crash
         report_error(failure)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
 from toolkit.hosts import DEFAULT_TIMEOUT, HostSpec, check_url
+
+if TYPE_CHECKING:
+    from toolkit.references import Reference
+    from toolkit.registry import RegistryClient
 
 
 def _pinned_ca_client(**kwargs: Any) -> Any:
@@ -177,3 +182,38 @@ class ClientPool:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+
+def connect_registry(
+    repo: str,
+    env: Mapping[str, str],
+    *,
+    ca: Path | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+    push: bool = False,
+) -> tuple[RegistryClient, Reference]:
+    """(RegistryClient, Reference) for ``--repo`` (``[https://]REGISTRY/NAME``).
+
+    Credentials come from the Docker config of ``env`` (``DOCKER_CONFIG``, ``~/.docker``), the
+    CA from ``ca`` (else the system store); a bad ``--repo``, plain HTTP to a registry that is
+    not loopback, or a missing CA file is a ConfigError before anything is sent.
+    """
+    from toolkit.credentials import DockerConfigCredentials
+    from toolkit.registry import RegistryClient, RetryPolicy, base_url, parse_repository
+
+    if not repo:
+        raise ConfigError("--repo is required", hint="e.g. --repo registry.example.net/python")
+    scheme, ref = parse_repository(repo)
+    base_url(ref.registry, scheme)
+    if ca is not None and not ca.is_file():
+        raise ConfigError(f"--registry-ca {ca}: no such file", hint="pass the CA's PEM file")
+    client = RegistryClient(
+        ref.registry,
+        scheme=scheme,
+        credentials=DockerConfigCredentials(env),
+        ca=ca,
+        retry=RetryPolicy(attempts=retries + 1, timeout=timeout),
+        actions="pull,push" if push else "pull",
+    )
+    return client, ref

@@ -94,9 +94,18 @@ class VerifyFailedError(ToolkitError):
 
 
 class RegistryError(ToolkitError):
-    """A registry refused, failed or answered nonsense (push, manifest, report)."""
+    """A registry refused, failed or answered nonsense (push, manifest, report); the message
+    names registry, repository and tag."""
 
     exit_code = 12
+
+
+class RegistryNotFoundError(RegistryError):
+    """A manifest, tag or blob the command needs is not in the registry."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry stopped answering (connection errors or 5xx after every retry)."""
 
 
 class Interrupted(ToolkitError):

@@ -8,6 +8,7 @@ dropped, ``ENV k v`` as ``ENV k=v``, JSON forms as the engine prints Go slices.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,13 +77,31 @@ def history_line(instruction: Instruction) -> str:
     return f"{cmd} " + " ".join(value)
 
 
+# What a Windows Server Core base image brings to every image's history, as the pages show it:
+# ``Apply image <release>`` (the release image) and ``Install update <build>`` (its cumulative
+# update), recorded without a shell, hence the page's ``RUN`` (1607-RTM-amd64 in 2016 and
+# 10.0.26100.32230 in 2026 alike).
+BASE_IMAGE_LINE = re.compile(r"RUN (?:Apply image|Install update) \S+")
+
+
+def without_base(lines: Sequence[str]) -> list[str]:
+    """An image's history lines without the leading lines its Windows base image brought."""
+    start = 0
+    while start < len(lines) and BASE_IMAGE_LINE.fullmatch(lines[start]):
+        start += 1
+    return list(lines[start:])
+
+
 def history(instructions: Sequence[Instruction], base_history: Sequence[str]) -> list[str]:
     """The history of the image built from ``instructions`` on a base whose history is given.
 
     ``FROM`` stands for the base image's own lines (``RUN Apply image 1809-RTM-amd64``, ...).
+    Only the last stage ends up in the image: a multi-stage file's earlier stages leave no
+    history.
     """
+    froms = [index for index, instruction in enumerate(instructions) if instruction.cmd == "FROM"]
     lines: list[str] = []
-    for instruction in instructions:
+    for instruction in instructions[froms[-1] if froms else 0 :]:
         if instruction.cmd == "FROM":
             lines.extend(base_history)
         else:

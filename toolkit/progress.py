@@ -274,7 +274,7 @@ def summary_markdown(results: Sequence[BuildResult], title: str = "toolkit build
     ]
     for row in summary_rows(results):
         cells = [c.replace("|", "\\|") for c in row]
-        mark = "" if row[3] in (Outcome.BUILT.value, Outcome.SKIPPED.value) else " :x:"
+        mark = "" if Outcome(row[3]).ok else " :x:"
         cells[3] += mark
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", totals(results), ""]

@@ -20,10 +20,14 @@ class Outcome(Enum):
     CANCELLED = "cancelled"
     NOT_RUN = "not-run"
     VERIFY_FAILED = "verify-failed"
+    # toolkit push
+    PUSHED = "pushed"
+    UNCHANGED = "unchanged"
+    NOT_BUILT = "not-built"
 
     @property
     def ok(self) -> bool:
-        return self in (Outcome.BUILT, Outcome.SKIPPED)
+        return self in (Outcome.BUILT, Outcome.SKIPPED, Outcome.PUSHED, Outcome.UNCHANGED)
 
 
 @dataclass(frozen=True, kw_only=True)

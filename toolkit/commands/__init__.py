@@ -66,9 +66,29 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "Run the checks on the selected images (tagged by a previous build) on their hosts.",
     ),
     CommandEntry(
+        "report",
+        "toolkit.commands.report",
+        "Write the image-info page of each tag, from a registry or a saved page; check provenance.",
+    ),
+    CommandEntry(
         "ci-matrix",
         "toolkit.commands.ci_matrix",
         "Print the GitHub Actions matrix: one job per Windows release of the selected builds.",
+    ),
+    CommandEntry(
+        "push",
+        "toolkit.commands.push",
+        "Push each build's per-release tags to a registry from the engine that built it.",
+    ),
+    CommandEntry(
+        "manifest",
+        "toolkit.commands.manifest",
+        "Publish each shared tag as a manifest list over the per-release images in a registry.",
+    ),
+    CommandEntry(
+        "library",
+        "toolkit.commands.library",
+        "Print the official-images library file (Tags, SharedTags, GitCommit, ...) for the builds.",
     ),
 )
 

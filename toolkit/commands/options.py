@@ -127,3 +127,46 @@ def host_selection(
         isolation=isolation,
         preflight=not no_preflight,
     )
+
+
+# --- registries (push, manifest) ------------------------------------------------------------
+
+RegistryRepo = Annotated[
+    str,
+    typer.Option(
+        "--repo",
+        envvar="TOOLKIT_REGISTRY_REPO",
+        help="Destination REGISTRY/NAME (https:// is implied; http:// only for loopback).",
+        show_default=False,
+    ),
+]
+RegistryCA = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-ca",
+        envvar="TOOLKIT_REGISTRY_CA",
+        help="CA certificate (PEM) of the registry's TLS certificate (default: system store).",
+        show_default=False,
+    ),
+]
+RETRIES = 3
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        envvar="TOOLKIT_REGISTRY_RETRIES",
+        min=0,
+        max=10,
+        help="Retries of a registry request after a 5xx answer or a connection error (never 4xx).",
+    ),
+]
+REGISTRY_TIMEOUT = 30.0
+RegistryTimeout = Annotated[
+    float,
+    typer.Option(
+        "--registry-timeout",
+        envvar="TOOLKIT_REGISTRY_TIMEOUT",
+        min=1.0,
+        help="Seconds to connect to the registry, and between bytes read.",
+    ),
+]
