@@ -30,6 +30,13 @@ from tests.bump_upstream import (
     sha256,
 )
 from tests.conftest import REPO, Result, run_toolkit
+from tests.faultservers import (
+    HEADERS_THEN_TRICKLE,
+    Certificates,
+    make_certificates,
+    tls_server,
+    trickling,
+)
 
 OLD_COMMIT = "309a56c5fd94bd1134053a541cb4657a4e47e09d"
 OLD_GET_PIP_SHA = "57e3643ff19f018f8a00dfaa6b7e4620e3c1a7a2171fd218425366ec006b3bfe"
@@ -266,6 +273,124 @@ def test_timeout_fails_cleanly(workspace: Path, upstream: Upstream) -> None:
     assert time.monotonic() - start < 8.0  # not 2 x 10 s: each attempt gave up at 0.3 s
     assert upstream.routes[COMMITS].served == 2
     assert snapshot(workspace) == before
+
+
+def test_trickled_headers_do_not_hold_bump(workspace: Path, upstream: Upstream) -> None:
+    """Issue 13, 7: the status line, then one header byte every 0.2 s. Each byte comes within
+    the read timeout, so requests alone waited for as long as the server liked (1200 s seen)."""
+    publish_standard(upstream)
+    before = snapshot(workspace)
+    with trickling(HEADERS_THEN_TRICKLE, interval=0.2, limit=120) as slow:
+        start = time.monotonic()
+        result = bump(
+            workspace, upstream, "--timeout", "1", "--retries", "0",
+            TOOLKIT_PYTHON_FTP_URL=slow.base + FTP,
+        )  # fmt: skip
+        took = time.monotonic() - start
+    assert result.returncode == 6, result.stderr
+    assert (
+        f"error: {slow.base}{FTP}: the status line and headers did not arrive within 2s "
+        "(gave up after 1 attempt)"
+    ) in result.stderr
+    assert took < 30  # the bound is 2 s; the rest is start-up on a loaded machine
+    assert slow.connections == 1
+    assert snapshot(workspace) == before
+
+
+def test_a_trickled_answer_ends_at_the_request_time(workspace: Path, upstream: Upstream) -> None:
+    publish_standard(upstream)
+    url = f"{FTP}3.8.0/python-3.8.0rc2-amd64.exe"
+    upstream.routes[url].drip = 0.5  # 1 KiB every 0.5 s, each well within --timeout
+    before = snapshot(workspace)
+    start = time.monotonic()
+    result = bump(workspace, upstream, "--request-time", "1", "--retries", "1")
+    assert result.returncode == 6, result.stderr
+    assert (
+        f"error: {upstream.base}{url}: the whole answer did not arrive within 1s "
+        "(gave up after 2 attempts)"
+    ) in result.stderr
+    assert time.monotonic() - start < 30
+    assert snapshot(workspace) == before
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_redirect_to_http_is_refused_and_nothing_pinned(
+    workspace: Path, upstream: Upstream, certificates: Certificates
+) -> None:
+    """Issue 13, 8: github.com's raw get-pip (here an HTTPS server with a test CA) redirects to
+    plain HTTP. The redirect is refused naming both URLs; no sha256 of those bytes is pinned."""
+    publish_standard(upstream)
+    before = snapshot(workspace)
+    with tls_server(certificates) as tls:
+        tls.redirect_rest_to = upstream.base
+        result = bump(
+            workspace, upstream, "--retries", "0",
+            TOOLKIT_GITHUB_URL=tls.base + GITHUB, REQUESTS_CA_BUNDLE=str(certificates.ca),
+        )  # fmt: skip
+    path = f"{GITHUB}/pypa/get-pip/raw/{NEW_COMMIT}/public/3.8/get-pip.py"
+    assert result.returncode == 6, result.stderr
+    assert (
+        f"error: {tls.base}{path} redirects to {upstream.base}{path}: refused, a redirect from "
+        "https to plain http would let anyone on the path change the bytes"
+    ) in result.stderr
+    assert tls.hits == [path]
+    assert not [h for h in upstream.hits if h.path.startswith(GITHUB)]  # nothing in the clear
+    assert snapshot(workspace) == before
+
+
+def test_https_redirects_within_https_are_followed(
+    workspace: Path, upstream: Upstream, certificates: Certificates
+) -> None:
+    """The control: the same bump through an HTTPS mirror that redirects within HTTPS."""
+    publish_standard(upstream)
+    with tls_server(certificates) as tls:
+        for path in ("public/3.8/get-pip.py", "public/get-pip.py", "get-pip.py"):
+            old = f"{GITHUB}/pypa/get-pip/raw/{NEW_COMMIT}/{path}"
+            tls.redirect(old, f"/moved{old}")
+        tls.serve(f"/moved{GITHUB}/pypa/get-pip/raw/{NEW_COMMIT}/public/get-pip.py", GET_PIP)
+        result = bump(
+            workspace, upstream, TOOLKIT_GITHUB_URL=tls.base + GITHUB,
+            REQUESTS_CA_BUNDLE=str(certificates.ca),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert data(workspace)["3.8-rc"]["get-pip"]["sha256"] == sha256(GET_PIP)
+
+
+def test_plain_http_to_a_remote_mirror_is_refused(workspace: Path, upstream: Upstream) -> None:
+    """Bytes whose sha256 bump pins must not cross a network in the clear: plain http is for
+    loopback mirrors only (refused before anything is sent)."""
+    result = bump(workspace, upstream, TOOLKIT_GITHUB_URL="http://mirror.example/gh")
+    assert result.returncode == 2, result.stderr
+    assert "TOOLKIT_GITHUB_URL: plain http:// to mirror.example is refused" in result.stderr
+    assert upstream.count() == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [  # hosts are addresses or missing: a regression must not send a DNS query
+        "http://user@/pypi/",  # user info and no host
+        "http://127.0.0.1:0/pypi/",  # port 0
+        "http://127.0.0.1 /pypi/",
+        "https://127.0.0.1:99999/",
+        "http://[::1/",
+        "http://127.0.0.2\\@127.0.0.1/",
+        "https://127.0.0.1/\x01/",
+        "https:///pypi/",
+        "http://127.0.0.1:80:80/pypi/",
+    ],
+)
+def test_a_malformed_url_is_a_usage_error(workspace: Path, upstream: Upstream, url: str) -> None:
+    """Issue 13, 12: exit 2 (usage) before anything is sent, not 6 (upstream failed)."""
+    publish_standard(upstream)
+    result = bump(workspace, upstream, "--pypi-url", url, "--retries", "0")
+    assert result.returncode == 2, result.stderr
+    assert "error: TOOLKIT_PYPI_URL: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert upstream.count() == 0
 
 
 def test_truncated_installer_fails_cleanly(workspace: Path, upstream: Upstream) -> None:

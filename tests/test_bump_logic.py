@@ -337,8 +337,31 @@ def test_sources_reject_non_http_urls() -> None:
     with pytest.raises(ConfigError, match="TOOLKIT_PYPI_URL: 'file:///etc' is not an http"):
         Sources(pypi_url="file:///etc")
     for bad in ("http://[bad/", "https://mirror.example:99999/"):
-        with pytest.raises(ConfigError, match="is not an http"):
+        with pytest.raises(ConfigError, match="is not a valid URL"):
             Sources(pypi_url=bad)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://-bad-.example/", "https://a..b.example/", "https://exa mple.example/",
+     "https://" + "a" * 64 + ".example/", "http://user@/x", "https://127.0.0.1:0/",
+     "https://mirror.example/\x01", "https://mirror.example\\@127.0.0.1/",
+     "http://mirror.example/", "http://10.1.2.3/", "ftp://mirror.example/"],
+)  # fmt: skip
+def test_source_urls_that_are_usage_errors(url: str) -> None:
+    """Checked before anything is sent (no request, no DNS query): exit 2, never 6."""
+    with pytest.raises(ConfigError, match=r"^TOOLKIT_PYPI_URL: "):
+        Sources(pypi_url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://pypi.org/pypi/", "https://bücher.example/x/", "https://[2001:db8::1]:8443/p/",
+     "http://127.0.0.1:8080/pypi/", "http://localhost/pypi/", "http://[::1]:80/",
+     "https://mirror.example./pypi/", "https://user:token@mirror.example/pypi/"],
+)  # fmt: skip
+def test_source_urls_that_are_fine(url: str) -> None:
+    assert Sources(pypi_url=url).pypi_url == url
 
 
 def test_line_names() -> None:
@@ -426,17 +449,17 @@ def test_truncated_body_is_an_error(upstream: Upstream) -> None:
     assert upstream.count("/cut") == 3  # a cut transfer is worth retrying
 
 
-def test_a_trickled_body_is_cut_at_the_transfer_time(upstream: Upstream) -> None:
+def test_a_trickled_body_is_cut_at_the_request_time(upstream: Upstream) -> None:
     """Each 1 KiB arrives well within the read timeout; the whole would take 6 s."""
     upstream.add("/drip", b"x" * 60 * 1024, drip=0.1)
     policy = NetworkPolicy(
-        read_timeout=2.0, transfer_time=0.5, attempts=2, backoff=0.01, retry_time=30.0
+        read_timeout=2.0, request_time=0.5, attempts=2, backoff=0.01, retry_time=30.0
     )
     start = time.monotonic()
     with HttpClient(policy) as client, pytest.raises(SourceError) as info:
         client.hash(upstream.base + "/drip")
     assert str(info.value).startswith(
-        f"{upstream.base}/drip: the body took longer than 0.5s to arrive (gave up after 2 attempts)"
+        f"{upstream.base}/drip: the whole answer did not arrive within 0.5s (gave up after 2 attempts)"
     )
     assert time.monotonic() - start < 4.0
     assert upstream.count("/drip") == 2
@@ -488,7 +511,7 @@ def test_messages_hide_a_password_in_the_url(upstream: Upstream) -> None:
 @pytest.mark.parametrize(
     "bad",
     [{"backoff": float("nan")}, {"retry_time": float("nan")}, {"read_timeout": float("nan")},
-     {"transfer_time": 0.0}, {"backoff": -1.0}, {"attempts": 0}, {"workers": 0}],
+     {"request_time": 0.0}, {"backoff": -1.0}, {"attempts": 0}, {"workers": 0}],
 )  # fmt: skip
 def test_policy_refuses_values_that_would_crash_or_never_end(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.cancel import Canceller
-from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image
+from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image, prepare_logs
 from toolkit.errors import (
     BuildFailedError,
     ConfigError,
@@ -102,6 +102,7 @@ def run_build(
     ``request.winrm_deadline``, every host is first checked over WinRM (through ``winrm``) and
     the builds of a host that fails are refused; the others go ahead."""
     builds = select_builds(request.versions, request.selectors).chosen
+    prepare_logs(request.settings.logs, create=not request.dry_run)
     for b in builds:
         if not dockerfile_path(request.out, b).is_file():
             raise ConfigError(

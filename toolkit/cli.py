@@ -77,6 +77,16 @@ def report_error(error: ToolkitError) -> None:
     Console.from_process().error(error.one_line())
 
 
+def print_traceback(exc: BaseException) -> None:
+    """The traceback of ``exc`` and its chain on stderr, through ``redact_text``: library
+    exceptions in the chain quote URLs (user info included) and may quote PEM text."""
+    import traceback
+
+    from toolkit.redact import redact_text
+
+    sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command; exit with the code of its outcome. No traceback for user mistakes."""
     from typer.exceptions import Abort, Exit, TyperException
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         result = build_app(args)(args=args, prog_name="toolkit", standalone_mode=False)
     except ToolkitError as exc:
         if STATE.debug and not isinstance(exc, Interrupted):
-            raise
+            print_traceback(exc)
         report_error(exc)
         sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors: unknown option, bad value, missing argument
@@ -101,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(Interrupted.exit_code)
     except Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: its traceback, but never a secret a library quoted
+        print_traceback(exc)
+        sys.exit(1)
     if isinstance(result, int) and result == Interrupted.exit_code:
         # Typer turns a KeyboardInterrupt into Exit(130), which standalone_mode=False returns.
         report_error(Interrupted())

@@ -8,17 +8,26 @@ so that its other targets fail at once with the same message.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
+from toolkit.errors import (
+    ConfigError,
+    HostError,
+    ToolkitError,
+    ToolMissingError,
+    describe_exception,
+)
 from toolkit.hosts import DEFAULT_TIMEOUT, HostSpec, check_url
 
 if TYPE_CHECKING:
     from toolkit.references import Reference
     from toolkit.registry import RegistryClient
+
+SSH_EXTRA = "install it: pip install 'windows-python-images-toolkit[ssh]', or pip install paramiko"
 
 
 def _pinned_ca_client(**kwargs: Any) -> Any:
@@ -70,7 +79,7 @@ def _endpoint(spec: HostSpec) -> tuple[str, Any]:
         context = ContextAPI.get_context(spec.context)
     except Exception as exc:
         raise ConfigError(
-            f"{where} cannot be read: {exc}", hint="check: docker context ls"
+            f"{where} cannot be read: {describe_exception(exc)}", hint="check: docker context ls"
         ) from exc
     if context is None:
         raise ConfigError(
@@ -102,6 +111,8 @@ def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_
     import docker
 
     base_url, tls_config = _endpoint(spec)
+    if base_url.startswith("ssh://"):
+        check_ssh_support(spec, env)
     try:
         if tls_config is not None:
             return _pinned_ca_client(
@@ -120,6 +131,29 @@ def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_
         ) from exc
 
 
+def check_ssh_support(spec: HostSpec, env: Mapping[str, str]) -> None:
+    """ssh:// runs the OpenSSH client (``ssh ... docker system dial-stdio``), so its keys, agent,
+    ``~/.ssh/config`` and known_hosts apply; docker-py imports paramiko for any ssh:// endpoint
+    even then. paramiko is an optional extra (``[ssh]``): it adds some 0.15 s to every start of
+    a command that talks to Docker, for a transport most runs never use. Missing either is a
+    ToolMissingError (exit 9) saying how to install it.
+    """
+    import docker.transport
+
+    where = f"Docker host {spec.name} ({spec.source})"
+    if shutil.which("ssh", path=env.get("PATH")) is None:
+        raise ToolMissingError(
+            f"{where}: ssh:// endpoints need the OpenSSH client (ssh), which is not on PATH",
+            hint="install it (Debian: apt-get install openssh-client; Windows: "
+            "Add-WindowsCapability -Online -Name OpenSSH.Client~~~~0.0.1.0)",
+        )
+    if not hasattr(docker.transport, "SSHHTTPAdapter"):  # its import of paramiko failed
+        raise ToolMissingError(
+            f"{where}: ssh:// endpoints need paramiko, which is not installed",
+            hint=SSH_EXTRA,
+        )
+
+
 class ClientPool:
     """The Docker clients of one run: one per host, connected on first use, closed at the end.
 
@@ -131,9 +165,9 @@ class ClientPool:
         self._env = env
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-        self._errors: dict[str, ToolkitError] = {}
-        self._os_types: dict[str, str] = {}
+        self._clients: dict[object, Any] = {}
+        self._errors: dict[object, ToolkitError] = {}
+        self._os_types: dict[object, str] = {}
 
     def __enter__(self) -> ClientPool:
         return self
@@ -142,7 +176,7 @@ class ClientPool:
         self.close()
 
     def connect(self, spec: HostSpec) -> Any:
-        key = spec.name
+        key = spec.key
         with self._lock:
             if key in self._errors:
                 raise self._errors[key]
@@ -158,7 +192,7 @@ class ClientPool:
         """The engine's OSType: ``known`` (preflight already asked), else asked once."""
         if known is not None:
             return known
-        key = spec.name
+        key = spec.key
         client = self.connect(spec)
         with self._lock:
             if key in self._os_types:

@@ -39,8 +39,11 @@ from toolkit.errors import (
     ToolkitError,
     describe_exception,
 )
+from toolkit.imagenames import check_repository
 from toolkit.instructions import Instruction, parse_dockerfile
 from toolkit.matrix import Build
+from toolkit.paths import directory_problem
+from toolkit.redact import redact_path
 from toolkit.results import BuildObserver, BuildResult, Outcome
 
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
@@ -75,6 +78,7 @@ class BuildSettings:
                 f"--pull {self.pull!r} is not a pull policy", hint="use always, missing or never"
             )
         check_timeout(self.timeout)
+        check_repository(self.repo)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +185,22 @@ def _install_hook(api: Any) -> None:
 
 
 # -- one build ---------------------------------------------------------------------------------
+
+
+def prepare_logs(directory: Path, *, create: bool) -> None:
+    """Check ``--logs`` before any target runs (a file there is a usage error, exit 2, not a
+    failure of every target) and, unless ``create`` is False (a dry run), create it."""
+    problem = directory_problem(directory)
+    if problem is None and create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror or exc})"
+    if problem is not None:
+        raise ConfigError(
+            f"--logs {redact_path(directory)} {problem}",
+            hint="give a directory for the per-target logs (created when missing)",
+        )
 
 
 class _Log:

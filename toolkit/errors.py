@@ -1,13 +1,17 @@
 """The toolkit's errors: one class per outcome, each with its own exit code.
 
 A ToolkitError's message is a single line that says what failed, where, and what to do. The CLI
-prints it without a traceback (unless --debug) and exits with the class's code.
+prints it without a traceback (unless --debug) and exits with the class's code. Messages and
+hints pass through ``toolkit.redact.redact_text`` when the error is made, so a URL's user info or
+a PEM block never reaches a message, whichever code built it (or whatever library text it quotes).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+
+from toolkit.redact import redact_text
 
 
 class ToolkitError(Exception):
@@ -16,8 +20,8 @@ class ToolkitError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        self.message = redact_text(message)
+        self.hint = redact_text(hint) if hint is not None else None
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -152,21 +156,22 @@ def describe_exception(exc: BaseException) -> str:
         if isinstance(current, ssl.SSLCertVerificationError):
             return f"TLS verification failed: {current.verify_message or current.reason}"
         if isinstance(current, ssl.SSLError):
-            return f"TLS failed: {current.reason or current}"
+            return redact_text(f"TLS failed: {current.reason or current}")
         if isinstance(current, OSError) and current.strerror:
             deepest_os = current.strerror
         if str(current):
             innermost = current
     explanation = getattr(exc, "explanation", None)  # docker.errors.APIError: the engine's words
     if explanation:
-        return _one_line(str(explanation))
+        return redact_text(_one_line(str(explanation)))
     if deepest_os is not None:
         return deepest_os
     text = str(innermost)
     for marker in ("Caused by ", "Error while fetching server API version: "):
         if marker in text:
             text = text.rsplit(marker, 1)[1]
-    return _POOL_PREFIX.sub("", _one_line(text)) or type(exc).__name__
+    # Library texts quote the URLs they were given, user info included.
+    return redact_text(_POOL_PREFIX.sub("", _one_line(text))) or type(exc).__name__
 
 
 def _one_line(text: str) -> str:

@@ -23,7 +23,10 @@ Security rules, enforced here and nowhere else:
   always verifies the server against ``ca``, also when ``REQUESTS_CA_BUNDLE`` or
   ``CURL_CA_BUNDLE`` is set: requests lets those replace docker-py's CA on every request
   (docker/docker-py#2433), which :func:`connect` prevents.
-* Paths are shown, never the contents of key material.
+* Paths are shown, never the contents of key material; URLs are shown through
+  :func:`toolkit.redact.redact_url` (user info hidden) in every message, table and record.
+* ``ssh://`` carries no password (the ssh client authenticates with keys or its agent), and
+  ``tcp://`` no user info at all.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigError
+from toolkit.paths import file_problem
+from toolkit.redact import looks_like_key_material, redact_path, redact_url
 from toolkit.suggest import did_you_mean
 from toolkit.windows import find_release, suggest_release
 from toolkit.winrm_config import WinRMSpec, default_endpoint, parse_winrm_table
@@ -51,6 +56,8 @@ LOCAL_NPIPE = "npipe:////./pipe/docker_engine"
 DEFAULT_TIMEOUT = 60.0
 # The authority of a tcp:// endpoint: a name or IPv4 address, or a bracketed IPv6 one, and a port.
 _HOST_PORT = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+# Docker's own rule for context names (docker/cli: store.ValidateContextName).
+_CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,15 +88,21 @@ class HostSpec:
 
     @property
     def name(self) -> str:
-        """How messages and tables name this host (no key material)."""
+        """How messages, tables, build lines and logs name this host (no key material, no
+        user info)."""
         if self.context is not None:
             return f"context {self.context}"
-        return self.url
+        return redact_url(self.url)
+
+    @property
+    def key(self) -> tuple[str, str | None, TLSFiles | None]:
+        """What tells two hosts apart (``name`` hides user info, so two may share it)."""
+        return (self.url, self.context, self.tls)
 
     def record(self) -> dict[str, Any]:
         return {
             "endpoint": self.name,
-            "url": self.url or None,
+            "url": redact_url(self.url) if self.url else None,
             "context": self.context,
             "tls": self.tls is not None,
             "source": self.source,
@@ -137,35 +150,39 @@ def is_loopback(hostname: str) -> bool:
 
 
 def check_url(url: str, *, where: str, tls: bool) -> str:
-    """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``."""
+    """Validate an endpoint URL; returns it with ``https://`` spelled ``tcp://``.
+
+    Messages show the URL redacted (``redact_url``), never its user info.
+    """
+    shown = repr(redact_url(url))
     try:
         parts = urlsplit(url)
     except ValueError:  # "tcp://[::1": an unclosed IPv6 bracket
         raise ConfigError(
-            f"{where}: {url!r} is not a valid URL", hint="use tcp://HOST:2376 or tcp://[::1]:2375"
+            f"{where}: {shown} is not a valid URL", hint="use tcp://HOST:2376 or tcp://[::1]:2375"
         ) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ConfigError(
-            f"{where}: unsupported Docker endpoint {url!r}",
+            f"{where}: unsupported Docker endpoint {shown}",
             hint="use tcp://HOST:2376 (with ca, cert, key), npipe:////./pipe/docker_engine, "
             "unix:///var/run/docker.sock, ssh://USER@HOST, or a docker context name",
         )
     if scheme in ("tcp", "https"):
         if not parts.hostname:
-            raise ConfigError(f"{where}: {url!r} has no host name", hint="use tcp://HOST:2376")
+            raise ConfigError(f"{where}: {shown} has no host name", hint="use tcp://HOST:2376")
         try:
             _ = parts.port
         except ValueError:
             raise ConfigError(
-                f"{where}: {url!r} has a bad port", hint="use tcp://HOST:2376"
+                f"{where}: {shown} has a bad port", hint="use tcp://HOST:2376"
             ) from None
         if not _HOST_PORT.fullmatch(parts.netloc) or parts.query or parts.fragment or "\\" in url:
             # urllib.parse, docker-py and urllib3 disagree about user info, backslashes, "#" and
             # "?": tcp://remote<backslash>@127.0.0.1 looks like loopback here, but requests
             # connects to remote.
             raise ConfigError(
-                f"{where}: {url!r} is not a plain tcp://HOST:PORT address",
+                f"{where}: {shown} is not a plain tcp://HOST:PORT address",
                 hint="use tcp://HOST:2376 without user info, query or fragment",
             )
         if not tls and not is_loopback(parts.hostname):
@@ -181,9 +198,50 @@ def check_url(url: str, *, where: str, tls: bool) -> str:
             f"{where}: ca/cert/key only apply to tcp:// endpoints, not {scheme}://",
             hint="remove them, or use tcp://HOST:2376",
         )
-    if scheme == "ssh" and not parts.hostname:
-        raise ConfigError(f"{where}: {url!r} has no host name", hint="use ssh://USER@HOST")
+    if parts.query or parts.fragment or "#" in url:
+        raise ConfigError(
+            f"{where}: {shown} has a query or fragment", hint="remove what follows ? or #"
+        )
+    if scheme in ("unix", "npipe") and "@" in parts.netloc:
+        raise ConfigError(
+            f"{where}: {shown} carries user info, which a {scheme}:// endpoint cannot use",
+            hint=f"use {LOCAL_UNIX if scheme == 'unix' else LOCAL_NPIPE}",
+        )
+    if scheme == "ssh":
+        if not parts.hostname:
+            raise ConfigError(f"{where}: {shown} has no host name", hint="use ssh://USER@HOST")
+        if parts.path not in ("", "/"):
+            raise ConfigError(f"{where}: {shown} has a path", hint="use ssh://USER@HOST[:PORT]")
+        if parts.password is not None:
+            raise ConfigError(
+                f"{where}: {shown} carries a password; the ssh client does not take one from "
+                "the URL",
+                hint=f"use ssh://{parts.username or 'USER'}@HOST and a key (ssh-agent or "
+                "~/.ssh/config); remove the password from the file or command line",
+            )
     return url
+
+
+def show_endpoint(text: str) -> str:
+    """An endpoint as given (a URL or a context name) as messages may show it: a URL redacted,
+    and an address without a scheme (``admin:pw@host``) cut to what follows its ``@``."""
+    if "://" in text:
+        return redact_url(text)
+    if "@" in text:
+        return "***@" + text.rpartition("@")[2]
+    return redact_path(text)
+
+
+def check_context(name: str, *, where: str) -> str:
+    """A docker context name (Docker's own grammar); anything else is a ConfigError that does
+    not echo it when it could be an address with credentials (``admin:pw@host``)."""
+    if _CONTEXT_NAME.fullmatch(name):
+        return name
+    raise ConfigError(
+        f"{where}: {show_endpoint(name)!r} is neither a URL (scheme://...) nor a docker context name",
+        hint="use tcp://HOST:2376, ssh://USER@HOST, npipe://, unix:// or a context from "
+        "docker context ls",
+    )
 
 
 def _tls_files(
@@ -202,12 +260,20 @@ def _tls_files(
     for key, value in given.items():
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}.{key} must be a file path (a string)")
+        if looks_like_key_material(value):
+            raise ConfigError(
+                f"{where}.{key} holds what looks like the contents of a certificate or key "
+                "(not shown), not a file path",
+                hint=f"save it to a file and set {key} to that file's path",
+            )
         path = Path(_expand_home(value, env))
         if not path.is_absolute():
             path = base / path
-        if not path.is_file():
+        problem = file_problem(path)
+        if problem is not None:
             raise ConfigError(
-                f"{where}.{key}: {path} does not exist", hint="fix the path or create the file"
+                f"{where}.{key}: {redact_path(path)} {problem}",
+                hint=f"set {key} to the PEM file itself",
             )
         paths[key] = path
     return TLSFiles(ca=paths["ca"], cert=paths["cert"], key=paths["key"])
@@ -250,6 +316,7 @@ def _host_from_table(release: str, table: Any, *, path: Path, env: Mapping[str, 
     if context is not None:
         if not isinstance(context, str) or not context:
             raise ConfigError(f"{where}.context must be a docker context name")
+        context = check_context(context, where=f"{where}.context")
         if tls is not None:
             raise ConfigError(
                 f"{where}: ca/cert/key do not apply to a context",
@@ -316,12 +383,20 @@ def _env_tls(env: Mapping[str, str], where: str) -> TLSFiles | None:
     """Docker's own convention: DOCKER_TLS_VERIFY non-empty, files in DOCKER_CERT_PATH."""
     if not env.get("DOCKER_TLS_VERIFY"):
         return None
-    base = Path(env.get("DOCKER_CERT_PATH") or _expand_home("~/.docker", env))
+    given = env.get("DOCKER_CERT_PATH") or ""
+    if looks_like_key_material(given):
+        raise ConfigError(
+            f"{where}: DOCKER_CERT_PATH holds what looks like a certificate or key (not shown), "
+            "not a directory",
+            hint="set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem",
+        )
+    base = Path(given or _expand_home("~/.docker", env))
     files = TLSFiles(ca=base / "ca.pem", cert=base / "cert.pem", key=base / "key.pem")
     for path in (files.ca, files.cert, files.key):
-        if not path.is_file():
+        problem = file_problem(path)
+        if problem is not None:
             raise ConfigError(
-                f"{where}: DOCKER_TLS_VERIFY is set but {path} does not exist",
+                f"{where}: DOCKER_TLS_VERIFY is set but {redact_path(path)} {problem}",
                 hint="set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem",
             )
     return files
@@ -330,8 +405,10 @@ def _env_tls(env: Mapping[str, str], where: str) -> TLSFiles | None:
 def _override(
     text: str, *, hosts: Mapping[str, HostSpec], env: Mapping[str, str]
 ) -> tuple[str, HostSpec]:
-    where = f"--host {text}"
     release_name, sep, target = text.partition("=")
+    where = (
+        f"--host {release_name}={show_endpoint(target)}" if sep else f"--host {show_endpoint(text)}"
+    )
     if not sep or not release_name or not target:
         raise ConfigError(
             f"{where}: expected RELEASE=URL", hint="for example --host 1809=tcp://win2019:2376"
@@ -341,7 +418,8 @@ def _override(
     source = f"--host {key}"
     winrm = _moved_winrm(hosts.get(key), target)
     if "://" not in target:
-        return key, HostSpec(context=target, release=key, source=source, winrm=winrm)
+        context = check_context(target, where=where)
+        return key, HostSpec(context=context, release=key, source=source, winrm=winrm)
     scheme = target.split("://", 1)[0].lower()
     tls = None
     if scheme in ("tcp", "https"):
@@ -377,13 +455,16 @@ def environment_host(env: Mapping[str, str]) -> HostSpec:
         tls = _env_tls(env, "DOCKER_HOST")
         if "://" not in docker_host:
             raise ConfigError(
-                f"DOCKER_HOST={docker_host!r} has no scheme", hint="use tcp://HOST:2376 or unix://"
+                f"DOCKER_HOST={show_endpoint(docker_host)!r} has no scheme",
+                hint="use tcp://HOST:2376 or unix://",
             )
         url = check_url(docker_host, where="DOCKER_HOST", tls=tls is not None)
         return HostSpec(url=url, tls=tls, source="DOCKER_HOST")
     context = env.get("DOCKER_CONTEXT")
     if context and context != "default":
-        return HostSpec(context=context, source="DOCKER_CONTEXT")
+        return HostSpec(
+            context=check_context(context, where="DOCKER_CONTEXT"), source="DOCKER_CONTEXT"
+        )
     local = LOCAL_NPIPE if os.name == "nt" else LOCAL_UNIX
     return HostSpec(url=local, source="local engine")
 

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.version import Version
 
-from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
+from toolkit.errors import (
+    ConfigError,
+    HostError,
+    ToolkitError,
+    ToolMissingError,
+    describe_exception,
+)
 from toolkit.hosts import HostsConfig, HostSelection, HostSpec
 from toolkit.windows import WindowsRelease, find_release
 
@@ -336,6 +342,8 @@ def plan_targets(
                 raise a.error
             client = clients.connect(a.host)
             os_type = clients.os_type(a.host, a.facts.os_type if a.facts is not None else None)
+        except ToolMissingError:  # not the host's fault: the run cannot go on here at all
+            raise
         except ToolkitError as exc:
             refused[a.build_id] = exc
             continue

@@ -22,6 +22,8 @@ Rules:
   answers never are. Every failure is a :class:`RegistryError` naming registry, repository and
   reference, and never a credential.
 * Manifests and blobs are verified against their sha256 digests.
+* Every request ends by its deadlines, headers included, and a redirect from https to http is
+  refused, never followed (``toolkit.transport``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from toolkit.references import (
     parse_repository,
     split_scheme,
 )
+from toolkit.transport import InsecureRedirect, new_session
 
 __all__ = [
     "Fetched",
@@ -103,6 +106,9 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 8.0
     timeout: float = 30.0
+    # toolkit.transport's deadlines: an answer's headers within 2 x timeout, all of it within
+    # request_time (a registry trickling bytes cannot hold a command).
+    request_time: float = 600.0
 
     def delay(self, retry: int) -> float:
         return float(min(self.max_backoff, self.backoff * 2**retry))
@@ -145,7 +151,7 @@ class RegistryClient:
         credentials: CredentialSource | None = None,
         ca: Path | None = None,
         retry: RetryPolicy | None = None,
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        session_factory: Callable[[], requests.Session] | None = None,
         actions: str = "pull",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -154,7 +160,11 @@ class RegistryClient:
         self._credentials = credentials or NoCredentials()
         self._verify: bool | str = str(ca) if ca is not None else True
         self._retry = retry or RetryPolicy()
-        self._session = session_factory()
+        # Deadlines per request, headers included, and no redirect from https to http (a blob
+        # redirected to storage in the clear): toolkit.transport.
+        self._session = (
+            session_factory() if session_factory else new_session(total=self._retry.request_time)
+        )
         # Proxy variables still apply; ~/.netrc does not (requests would otherwise add its entry
         # for the registry's host to every request, unasked; an auth set on the session turns
         # that lookup off). The CA, when given, goes with every request: REQUESTS_CA_BUNDLE
@@ -449,6 +459,8 @@ class RegistryClient:
                     describe_exception(exc),
                     hint="check the registry's certificate, or pass its CA with --registry-ca",
                 ) from None
+            except InsecureRedirect as exc:  # never followed, never retried
+                raise self._error(repository, reference, str(exc)) from None
             except requests.RequestException as exc:
                 last = describe_exception(exc)
                 continue
@@ -559,6 +571,8 @@ class RegistryClient:
                 raise self._error(
                     repository, reference, f"token service: {describe_exception(exc)}"
                 ) from None
+            except InsecureRedirect as exc:
+                raise self._error(repository, reference, f"token service: {exc}") from None
             except requests.RequestException as exc:
                 last = describe_exception(exc)
                 continue

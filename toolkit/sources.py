@@ -1,15 +1,23 @@
 """HTTP access to the upstream sources of a bump: python.org, PyPI and GitHub, or their mirrors.
 
-Every request has a timeout. Connection errors, timeouts, truncated bodies and 5xx answers are
-retried with exponential backoff, bounded both by a number of attempts and by a total time per
-URL; 4xx answers are never retried. Downloads are hashed while they stream, and a body shorter or
-longer than its Content-Length is an error. Every failure is a SourceError naming the URL and why.
+Every request has a timeout, and deadlines (``toolkit.transport``): its status line and headers
+within the connect and read timeouts added up, the whole answer within ``request_time``.
+Connection errors, timeouts, truncated bodies and 5xx answers are retried with exponential
+backoff, bounded both by a number of attempts and by a total time per URL; 4xx answers are never
+retried. Downloads are hashed while they stream, and a body shorter or longer than its
+Content-Length is an error. Every failure is a SourceError naming the URL and why.
+
+Plain http is for loopback mirrors only, and no redirect may lead from https to http (nor to
+plain http elsewhere): bump pins the sha256 of what it downloads, and bytes that crossed a
+network in the clear may have been changed on the way.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +29,8 @@ import requests
 import urllib3
 
 from toolkit.errors import ConfigError, SourceError, describe_exception, exception_chain
+from toolkit.redact import redact_url
+from toolkit.transport import DeadlineExceeded, InsecureRedirect, is_loopback_host, new_session
 
 DEFAULT_PYTHON_FTP_URL = "https://www.python.org/ftp/python/"
 DEFAULT_PYPI_URL = "https://pypi.org/pypi/"
@@ -33,19 +43,10 @@ CHUNK = 64 * 1024
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
-# urllib3 prefixes its messages with the connection object: "HTTPConnection(host=..., port=...): "
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
-
-def redact(url: str) -> str:
-    """``url`` as messages may show it: credentials in it (``https://user:token@mirror/``) hidden."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    _userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url
-    return parts._replace(netloc=f"***@{host}").geturl()
+# The one redaction helper (toolkit.redact), under the name bump and other modules import.
+redact = redact_url
 
 
 def _base(url: str) -> str:
@@ -63,18 +64,12 @@ class Sources:
 
     def __post_init__(self) -> None:
         for name in ("python_ftp_url", "pypi_url", "github_api_url", "github_url"):
-            value = getattr(self, name)
-            try:
-                parts = urlsplit(value)
-                parts.port  # noqa: B018 -- raises ValueError for a bad port
-            except ValueError:  # "http://[bad/": an unclosed IPv6 bracket, a port out of range
-                parts = urlsplit("")
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                env = "TOOLKIT_" + name.upper()
-                raise ConfigError(
-                    f"{env}: {redact(value)!r} is not an http(s) URL",
-                    hint=f"set {env} to e.g. {getattr(Sources, name)}",
-                )
+            check_source_url(
+                getattr(self, name),
+                where="TOOLKIT_" + name.upper(),
+                flag="--" + name.replace("_", "-"),
+                example=getattr(Sources, name),
+            )
 
     def ftp_index(self) -> str:
         return _base(self.python_ftp_url)
@@ -95,6 +90,54 @@ class Sources:
         return f"{_base(self.github_url)}{GET_PIP_REPO}/raw/{commit}/{path}"
 
 
+def check_source_url(value: str, *, where: str, flag: str, example: str) -> None:
+    """A usable http(s) URL, or a ConfigError (exit 2) naming ``where`` and the flag.
+
+    Malformed URLs are usage errors here, before anything is sent, not upstream failures
+    later: what urllib.parse or requests would refuse, a host that is no host name or address,
+    port 0, spaces, control characters and backslashes. Plain http only to loopback.
+    """
+    shown = repr(redact_url(value))
+    hint = f"set {where} (or {flag}) to e.g. {example}"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in value):
+        raise ConfigError(
+            f"{where}: {shown} has a space, a control character or a backslash in it", hint=hint
+        )
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        requests.PreparedRequest().prepare_url(value, None)
+    except (ValueError, requests.RequestException) as exc:
+        # an unclosed IPv6 bracket, a port out of range, what requests refuses
+        why = redact_url(str(exc)) if isinstance(exc, requests.RequestException) else str(exc)
+        raise ConfigError(f"{where}: {shown} is not a valid URL ({why})", hint=hint) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: {shown} is not an http(s) URL", hint=hint)
+    if port == 0 or not _host_name(parts.hostname):
+        raise ConfigError(f"{where}: {shown} does not name a host and port", hint=hint)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"{where}: plain http:// to {parts.hostname} is refused: bump pins the sha256 of "
+            "what it downloads, and bytes sent in the clear can be changed on the way",
+            hint=f"use https:// (a mirror on loopback may use http://); {hint}",
+        )
+
+
+def _host_name(host: str) -> bool:
+    """A DNS name (IDNA for non-ASCII) or an IP address."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return len(ascii_host) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
 def pinned_get_pip_url(commit: str, path: str) -> str:
     """The URL written into versions.json: always the public host, whatever mirror served it."""
     return f"{DEFAULT_GITHUB_URL}/{GET_PIP_REPO}/raw/{commit}/{path}"
@@ -104,8 +147,9 @@ def pinned_get_pip_url(commit: str, path: str) -> str:
 class NetworkPolicy:
     """Timeouts (seconds), retry bounds and the number of concurrent fetches.
 
-    ``read_timeout`` bounds each wait for data; ``transfer_time`` bounds a whole answer's body, so
-    a server that trickles bytes (each within the read timeout) cannot hold a bump forever.
+    ``read_timeout`` bounds each wait for data; the status line and headers must be complete
+    within ``connect_timeout + read_timeout``, and the whole answer within ``request_time``, so a
+    server that trickles bytes (each within the read timeout) cannot hold a bump forever.
     """
 
     connect_timeout: float = 10.0
@@ -114,7 +158,7 @@ class NetworkPolicy:
     backoff: float = 0.5
     max_backoff: float = 8.0
     retry_time: float = 60.0
-    transfer_time: float = 600.0
+    request_time: float = 600.0
     workers: int = 8
 
     def __post_init__(self) -> None:
@@ -122,7 +166,7 @@ class NetworkPolicy:
             raise ConfigError(
                 "retries: at least one attempt is needed", hint="use --retries 0 or more"
             )
-        if not all(t > 0 for t in (self.connect_timeout, self.read_timeout, self.transfer_time)):
+        if not all(t > 0 for t in (self.connect_timeout, self.read_timeout, self.request_time)):
             raise ConfigError("timeout: must be positive", hint="use e.g. --timeout 30")
         if not (self.backoff >= 0 and self.max_backoff >= 0 and self.retry_time >= 0):  # NaN too
             raise ConfigError(
@@ -133,7 +177,14 @@ class NetworkPolicy:
 
     @classmethod
     def from_options(
-        cls, *, timeout: float, retries: int, backoff: float, retry_time: float, jobs: int
+        cls,
+        *,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        retry_time: float,
+        jobs: int,
+        request_time: float = 600.0,
     ) -> NetworkPolicy:
         """The policy of the command-line options (``--retries`` counts retries, not tries)."""
         if retries < 0:
@@ -146,6 +197,7 @@ class NetworkPolicy:
             attempts=retries + 1,
             backoff=backoff,
             retry_time=retry_time,
+            request_time=request_time,
             workers=jobs,
         )
 
@@ -213,7 +265,7 @@ class HttpClient:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = new_session(total=self.policy.request_time)
             session.headers["User-Agent"] = USER_AGENT
             # Hash exactly the bytes the server stores: no transfer compression.
             session.headers["Accept-Encoding"] = "identity"
@@ -277,8 +329,17 @@ class HttpClient:
             resp = self._session().get(
                 url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
             )
+        except DeadlineExceeded as exc:  # a Timeout: caught first
+            raise _Retryable(exc.reason) from None
         except requests.Timeout:
             raise _Retryable(f"timed out (timeout {policy.read_timeout:g}s)") from None
+        except InsecureRedirect as exc:  # never followed, never retried
+            start = "" if exc.source == url else f"{shown}: "
+            raise SourceError(
+                f"{start}{redact(exc.source)} redirects to {redact(exc.target)}: refused, "
+                f"{exc.reason}",
+                hint="use a URL (or mirror) that stays on https",
+            ) from None
         except requests.exceptions.SSLError as exc:  # a certificate does not get better by retrying
             raise SourceError(
                 f"{shown}: TLS failed: {_scrub(describe_exception(exc), url)}",
@@ -314,34 +375,18 @@ class HttpClient:
                     f"{shown}: HTTP {status} {resp.reason} without a usable redirect",
                     hint="check the source URL",
                 )
-            cut = threading.Event()
-
-            def shut() -> None:  # wakes a read blocked in another thread
-                cut.set()
-                resp.raw.shutdown()
-
-            watchdog = threading.Timer(policy.transfer_time, shut)
-            watchdog.daemon = True
-            watchdog.start()
             try:
-                result = consume(resp)
-            except (_Retryable, requests.RequestException) as exc:
-                if cut.is_set():
-                    raise _Retryable(
-                        f"the body took longer than {policy.transfer_time:g}s to arrive"
-                    ) from None
-                if isinstance(exc, _Retryable):
-                    raise
-                if isinstance(exc, requests.Timeout):
-                    raise _Retryable(
-                        f"timed out reading the body (timeout {policy.read_timeout:g}s)"
-                    ) from None
+                return consume(resp)
+            except DeadlineExceeded as exc:  # the body did not arrive in time: cut, retried
+                raise _Retryable(exc.reason) from None
+            except requests.Timeout:
+                raise _Retryable(
+                    f"timed out reading the body (timeout {policy.read_timeout:g}s)"
+                ) from None
+            except requests.RequestException as exc:
                 raise _Retryable(
                     f"connection broken while reading: {_scrub(describe_exception(exc), url)}"
                 ) from None
-            finally:
-                watchdog.cancel()
-        return result
 
 
 def _scrub(text: str, url: str) -> str:

@@ -40,6 +40,7 @@ from toolkit.errors import (
     VerifyFailedError,
 )
 from toolkit.hosts import HostSelection
+from toolkit.imagenames import check_repository
 from toolkit.matrix import Build, select_builds
 from toolkit.preflight import ClientSource, Target, plan_targets
 from toolkit.results import CheckResult, VerifyResult
@@ -419,6 +420,7 @@ class VerifyRequest:
     def __post_init__(self) -> None:
         # Else every check "fails" (exit 11): a usage mistake, not a broken image.
         check_timeout(self.timeout, what="seconds per check")
+        check_repository(self.repo)
 
 
 @dataclass(frozen=True, kw_only=True)

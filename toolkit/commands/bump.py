@@ -64,8 +64,21 @@ def command(
     ] = DEFAULT_GITHUB_URL,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", envvar="TOOLKIT_HTTP_TIMEOUT", help="Seconds per connect/read."),
+        typer.Option(
+            "--timeout",
+            envvar="TOOLKIT_HTTP_TIMEOUT",
+            help="Seconds to connect, and between bytes read; the headers must be in within "
+            "twice this.",
+        ),
     ] = 30.0,
+    request_time: Annotated[
+        float,
+        typer.Option(
+            "--request-time",
+            envvar="TOOLKIT_HTTP_REQUEST_TIME",
+            help="Seconds one whole answer (headers and body) may take.",
+        ),
+    ] = 600.0,
     retries: Annotated[
         int,
         typer.Option(
@@ -100,7 +113,12 @@ def command(
         github_url=github_url,
     )
     policy = NetworkPolicy.from_options(
-        timeout=timeout, retries=retries, backoff=backoff, retry_time=retry_time, jobs=jobs
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        retry_time=retry_time,
+        jobs=jobs,
+        request_time=request_time,
     )
     request = BumpRequest(
         versions=versions,
