@@ -151,8 +151,8 @@ def test_without_a_bundle_the_download_alone_decides_with_a_note(
     result = bump(workspace, upstream, "3.14", "--json")
     assert result.returncode == 0, result.stderr
     assert (
-        "note: 3.14: no Sigstore bundle (python-3.14.8-amd64.exe.sigstore) beside the "
-        "installer; its sha256 rests on the download alone"
+        "note: 3.14: no Sigstore bundle (python-3.14.8-amd64.exe.sigstore): the sha256 is "
+        "the download's alone"
     ) in result.stderr
     record = json.loads(result.stdout)["lines"][0]
     assert record["windows_sha256"] == {

@@ -5,13 +5,9 @@ concurrently) and applies toolkit.upstream's selection rules; ``plan_bump`` turn
 the new text of versions.json, validated, without writing anything; ``run_bump`` is the whole
 command: resolve, re-render in memory, then write versions.json and the Dockerfiles as one step.
 Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
-
-A line without get-pip (pip from the installer) changes version and installer sha256 only; PyPI
-and GitHub are not asked unless some line pins pip with get-pip. The installer's sha256 is that of
-the downloaded file. When python.org publishes a Sigstore bundle beside it (``<installer>
-.sigstore``, listed in the folder), the bundle's message digest must equal it, or the bump fails
-naming both values and nothing is written: two independent channels must agree. (The signature
-itself is not verified: that needs Sigstore's trust root.)
+A line without get-pip changes version and installer sha256 only (PyPI and GitHub are asked only
+when some line pins pip). The installer's sha256 is the download's; a Sigstore bundle beside it
+must agree (``toolkit.upstream.confirm_sha256``), or the bump fails and nothing is written.
 """
 
 from __future__ import annotations
@@ -34,13 +30,13 @@ from toolkit.render import Change, FileState, apply_render
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
 from toolkit.suggest import did_you_mean
 from toolkit.upstream import (
+    confirm_sha256,
     get_pip_paths,
     newest_commit,
     parse_directory_index,
     release_folders,
     select_pip,
     select_python,
-    sigstore_digest,
 )
 from toolkit.versions import (
     GET_PIP_URL_RE,
@@ -73,13 +69,7 @@ class LineUpdate:
     new_windows_sha256: str | None
     variants: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    # Whether the new installer sha256 was checked against python.org's Sigstore bundle
-    # (None: not computed in this bump).
-    sigstore: bool | None = None
-
-    @property
-    def pip_from_installer(self) -> bool:
-        return self.new_get_pip_url is None
+    sigstore: bool | None = None  # a Sigstore bundle confirmed the new installer sha256
 
     @property
     def changed(self) -> bool:
@@ -99,7 +89,7 @@ class LineUpdate:
                 f"get-pip {_commit_of(self.new_get_pip_url)[:7]}"
             )
         if not self.changed:
-            pip = "pip from the installer" if self.pip_from_installer else f"pip {self.new_pip}"
+            pip = f"pip {self.new_pip}" if self.new_pip else "pip from the installer"
             return f"{self.line}: up to date ({self.new_version}, {pip})"
         parts = [
             f"{self.line}: {self.old_version} -> {self.new_version}"
@@ -133,11 +123,9 @@ class LineUpdate:
                 "old": {"url": self.old_get_pip_url, "sha256": self.old_get_pip_sha256},
                 "new": {"url": self.new_get_pip_url, "sha256": self.new_get_pip_sha256},
             },
-            "windows_sha256": {
-                "old": self.old_windows_sha256,
-                "new": self.new_windows_sha256,
-                "sigstore": self.sigstore,
-            },
+            "windows_sha256": dict(
+                old=self.old_windows_sha256, new=self.new_windows_sha256, sigstore=self.sigstore
+            ),
             "notes": list(self.notes),
         }
 
@@ -201,42 +189,32 @@ class _Shared:
         return result
 
 
+def _listed_but_missing(url: str) -> SourceError:
+    return SourceError(
+        f"{redact(url)}: HTTP 404 although the folder lists it",
+        hint="the mirror may be syncing; try again later",
+    )
+
+
 def _installer_sha256(
     shared: _Shared, line: str, release: str, version: str, notes: list[str]
 ) -> tuple[str, bool]:
     """sha256 of the downloaded installer, and whether a Sigstore bundle confirmed it."""
-    sources = shared.sources
-    installer_url = sources.installer(release, version)
+    installer_url = shared.sources.installer(release, version)
     sha = shared.sha256(installer_url)
     if sha is None:
-        raise SourceError(
-            f"{redact(installer_url)}: HTTP 404 although the folder lists it",
-            hint="the mirror may be syncing; try again later",
-        )
+        raise _listed_but_missing(installer_url)
     name = f"python-{version}-amd64.exe.sigstore"
     if name not in shared.folder(Version(release)):
-        notes.append(
-            f"{line}: no Sigstore bundle ({name}) beside the installer; its sha256 rests on "
-            "the download alone"
-        )
+        notes.append(f"{line}: no Sigstore bundle ({name}): the sha256 is the download's alone")
         return sha, False
-    bundle_url = installer_url + ".sigstore"
-    shown = redact(bundle_url)
     try:
-        bundle = shared.fetcher.get_json(bundle_url)
+        bundle = shared.fetcher.get_json(installer_url + ".sigstore")
     except SourceNotFound:
-        raise SourceError(
-            f"{shown}: HTTP 404 although the folder lists it",
-            hint="the mirror may be syncing; try again later",
-        ) from None
-    signed = sigstore_digest(bundle, source=shown)
-    if signed != sha:
-        raise SourceError(
-            f"{redact(installer_url)}: the downloaded file's sha256 is {sha}, but the Sigstore "
-            f"bundle {shown} says {signed}; nothing written",
-            hint="the download or the mirror is corrupt or tampered with: do not use it; "
-            "try again, or from www.python.org",
-        )
+        raise _listed_but_missing(installer_url + ".sigstore") from None
+    confirm_sha256(
+        sha, bundle, installer=redact(installer_url), source=redact(installer_url + ".sigstore")
+    )
     return sha, True
 
 
@@ -424,20 +402,16 @@ def _resolve_all(
     get_pip = {name: not existing[name].pip_from_installer for name in targets}
     get_pip.update({name: added_get_pip for name in add})
     top = pool.submit(fetcher.get_text, sources.ftp_index())
-    # PyPI and GitHub only when some line pins pip with get-pip.
-    needed = any(get_pip.values())
+    needed = any(get_pip.values())  # PyPI and GitHub only when some line pins pip with get-pip
     pip = pool.submit(fetcher.get_json, sources.pip_json()) if needed else None
     commits = pool.submit(fetcher.get_json, sources.get_pip_commits()) if needed else None
+    source = redact(sources.get_pip_commits())
     shared = _Shared(
         sources=sources,
         fetcher=fetcher,
         top_entries=parse_directory_index(top.result()),
         pip_document=pip.result() if pip is not None else None,
-        commit=(
-            newest_commit(commits.result(), source=redact(sources.get_pip_commits()))
-            if commits is not None
-            else None
-        ),
+        commit=newest_commit(commits.result(), source=source) if commits is not None else None,
     )
     jobs = [
         pool.submit(_resolve_line, shared, name, existing[name], (), get_pip[name])

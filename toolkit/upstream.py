@@ -272,3 +272,17 @@ def sigstore_digest(bundle: Any, *, source: str) -> str:
             hint="is this python.org's <installer>.sigstore?",
         )
     return raw.hex()
+
+
+def confirm_sha256(sha256: str, bundle: Any, *, installer: str, source: str) -> None:
+    """SourceError unless the Sigstore ``bundle`` (read from ``source``) signs ``sha256``, the
+    downloaded ``installer``'s: two independent channels must agree. Only the digest is read, as
+    the official images do; the signature is not verified (that needs Sigstore's trust root)."""
+    signed = sigstore_digest(bundle, source=source)
+    if signed != sha256:
+        raise SourceError(
+            f"{installer}: the downloaded file's sha256 is {sha256}, but the Sigstore bundle "
+            f"{source} says {signed}; nothing written",
+            hint="the download or the mirror is corrupt or tampered with: do not use it; "
+            "try again, or from www.python.org",
+        )
