@@ -1,16 +1,19 @@
 """Benchmark: `toolkit render` and `toolkit --help` against the imports they cannot avoid.
 
-Renders a 10-line x 5-release matrix (50 Dockerfiles, generated data in a temporary directory)
-and times, in the same run:
+Renders a matrix like today's versions.json, larger: 10 lines, half with the 2019 recipe (pip
+pinned with get-pip), half with the 2026 one (pip from the installer), each on the 5 Server Core
+releases and the 3 Nano Server ones (80 Dockerfiles, 30 of them multi-stage; generated data in a
+temporary directory), and times, in the same run:
   render : the whole `python -m toolkit render` process   vs  `python -c "import typer, jinja2"`
   --help : the whole `python -m toolkit --help` process   vs  `python -c "import typer"`
 Each figure is the median of several interleaved runs. Targets: ratios <= 1.3 for the usual render
-(the tree exists and every one of the 50 files changes, as after a bump), a no-op `--check`, and
+(the tree exists and every one of the 80 files changes, as after a bump), a no-op `--check`, and
 `--help`; rendering into an empty directory is reported beside them. The figures held to the
 target are taken with the work tree in memory (/dev/shm), so they measure the toolkit rather than
-the disk; the same cases on disk are printed after them, for the cost of 50 atomic replaces there. The render figure is the
-usual case (the tree exists, every one of the 50 files changes, as after a bump); rendering into
-an empty directory (creating some 60 directories) and a no-op `--check` are reported beside it.
+the disk; the same cases on disk are printed after them, for the cost of 80 atomic replaces
+there. The render figure is the usual case (the tree exists, every one of the 80 files changes,
+as after a bump); rendering into an empty directory (creating some 90 directories) and a no-op
+`--check` are reported beside it.
 
 Usage: python bench/render.py [--runs N]
 """
@@ -33,17 +36,28 @@ REPO = Path(__file__).resolve().parent.parent
 SHA = "57e3643ff19f018f8a00dfaa6b7e4620e3c1a7a2171fd218425366ec006b3bfe"
 URL = "https://github.com/pypa/get-pip/raw/309a56c5fd94bd1134053a541cb4657a4e47e09d/get-pip.py"
 RELEASES = ("ltsc2016", "1803", "1809", "ltsc2022", "ltsc2025")
+NANOSERVER = ("1809", "ltsc2022", "ltsc2025")
+VARIANTS = [
+    *(f"windows/windowsservercore-{r}" for r in RELEASES),
+    *(f"windows/nanoserver-{r}" for r in NANOSERVER),
+]
+EXPECTED = 10 * len(VARIANTS)
 
 
 def matrix_data(pip: str = "24.0") -> dict[str, object]:
+    """3.5-3.9 pin pip with get-pip, 3.10-3.14 take it from the installer. Changing ``pip``
+    changes every file: the pin of the first, the installer checksum of the others."""
     lines: dict[str, object] = {}
     for minor in range(5, 15):
-        lines[f"3.{minor}"] = {
-            "version": f"3.{minor}.1",
-            "pip": {"version": pip},
-            "get-pip": {"url": URL, "sha256": SHA},
-            "variants": [f"windows/windowsservercore-{r}" for r in RELEASES],
-        }
+        line: dict[str, object] = {"version": f"3.{minor}.1"}
+        if minor < 10:
+            line["pip"] = {"version": pip}
+            line["get-pip"] = {"url": URL, "sha256": SHA}
+        else:
+            digit = "0" if pip == "24.0" else "1"
+            line["checksums"] = {"windows": {"sha256": digit * 64}}
+        line["variants"] = VARIANTS
+        lines[f"3.{minor}"] = line
     return lines
 
 
@@ -144,7 +158,7 @@ def main() -> int:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         m, count = measure(args.runs, str(shm))
-        failed |= count != 50
+        failed |= count != EXPECTED
         failed |= report("work tree in memory (/dev/shm): the toolkit's own cost", m, count, True)
         m, count = measure(args.runs, None)
         report(
@@ -155,10 +169,10 @@ def main() -> int:
         )
     else:
         m, count = measure(args.runs, None)
-        failed |= count != 50
+        failed |= count != EXPECTED
         failed |= report(f"work tree on disk ({tempfile.gettempdir()})", m, count, True)
-    if count != 50:
-        print(f"expected 50 Dockerfiles, rendered {count}")
+    if count != EXPECTED:
+        print(f"expected {EXPECTED} Dockerfiles, rendered {count}")
     return 1 if failed else 0
 
 

@@ -53,6 +53,13 @@ class FileState:
 
 
 def template_environment(templates: Path) -> jinja2.Environment:
+    """The Jinja2 environment of ``templates``.
+
+    Compiling the templates costs more than rendering the whole matrix (some 45 ms against 16 ms
+    for 80 Dockerfiles), so compiled templates are kept in Jinja2's own bytecode cache, keyed by
+    each template's source checksum: a private per-user directory under the system's temporary
+    directory (Jinja2 refuses one another user owns or can write).
+    """
     if not templates.is_dir():
         raise TemplateError(
             f"{templates}: templates directory not found", hint="pass --templates DIR"
@@ -63,7 +70,15 @@ def template_environment(templates: Path) -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
         newline_sequence="\n",
+        bytecode_cache=_bytecode_cache(),
     )
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except RuntimeError:  # no private cache directory can be made: compile every time
+        return None
 
 
 def template_name(build: Build) -> str:
@@ -71,12 +86,19 @@ def template_name(build: Build) -> str:
 
 
 def template_context(build: Build) -> dict[str, object]:
+    """What a template may use. ``recipe`` and ``check_exit_code`` come from the line's data
+    (see PythonLine); ``installer_image`` is the Server Core image Python is installed on,
+    ``base_image`` the image the result ends on (they differ for nanoserver)."""
     line = build.line
     return {
         "build_id": build.id,
-        "base_image": build.release.base_image,
+        "flavor": build.variant.flavor,
+        "base_image": build.base_image,
+        "installer_image": build.variant.installer_image,
         "windows_release": build.release.key,
         "windows_build": build.release.build,
+        "recipe": line.recipe,
+        "check_exit_code": line.check_installer_exit_code,
         "python_version": line.version,
         "python_release": line.release,
         "python_sha256": line.windows_sha256,
@@ -91,10 +113,12 @@ def render_dockerfile(env: jinja2.Environment, build: Build) -> str:
     try:
         template = env.get_template(name)
         text = template.render(template_context(build))
-    except jinja2.TemplateNotFound:
+    except jinja2.TemplateNotFound as exc:
+        missing = exc.name if isinstance(exc.name, str) else name
+        needed = build.id if missing == name else f"{name}, for {build.id}"
         raise TemplateError(
-            f"template {name!r} not found (needed by {build.id})",
-            hint=f"add templates/{name}",
+            f"template {missing!r} not found (needed by {needed})",
+            hint=f"add templates/{missing}",
         ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
