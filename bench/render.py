@@ -1,21 +1,24 @@
 """Benchmark: `toolkit render` and `toolkit --help` against the imports they cannot avoid.
 
-Renders a 10-line x 5-release matrix (50 Dockerfiles, generated data in a temporary directory)
-and times, in the same run:
+Renders a matrix like today's versions.json, larger: 10 lines, half with the 2019 recipe (pip
+pinned with get-pip), half with the 2026 one (pip from the installer), each on the 5 Server Core
+releases and the 3 Nano Server ones (80 Dockerfiles, 30 of them multi-stage; generated data in a
+temporary directory), and times, in the same run:
   render : the whole `python -m toolkit render` process   vs  `python -c "import typer, jinja2"`
   --help : the whole `python -m toolkit --help` process   vs  `python -c "import typer"`
 Each figure is the median of several interleaved runs. Targets: ratios <= 1.3 for the usual render
-(the tree exists and every one of the 50 files changes, as after a bump), a no-op `--check`, and
+(the tree exists and every one of the 80 files changes, as after a bump), a no-op `--check`, and
 `--help`; rendering into an empty directory is reported beside them. The figures held to the
 target are taken with the work tree in memory (/dev/shm), so they measure the toolkit rather than
-the disk; the same cases on disk are printed after them, for the cost of 50 atomic replaces there. The render figure is the
-usual case (the tree exists, every one of the 50 files changes, as after a bump); rendering into
-an empty directory (creating some 60 directories) and a no-op `--check` are reported beside it.
+the disk; the same cases on disk are printed after them, for the cost of 80 atomic replaces
+there. The render figure is the usual case (the tree exists, every one of the 80 files changes,
+as after a bump); rendering into an empty directory (creating some 90 directories) and a no-op
+`--check` are reported beside it.
 
 A second table weighs Jinja's sandbox (toolkit.render uses ImmutableSandboxedEnvironment):
-the same 50 Dockerfiles rendered in this process with a fresh sandboxed environment and with a
-fresh plain one (templates compiled each time, as in a run), rounds interleaved; and the import
-of jinja2.sandbox on top of jinja2's, in fresh processes.
+the same 80 Dockerfiles rendered in this process with a fresh sandboxed environment and with a
+fresh plain one (no bytecode cache: templates compiled each time, the worst case), rounds
+interleaved; and the import of jinja2.sandbox on top of jinja2's, in fresh processes.
 
 With ``--only callgrind`` (valgrind installed), the instructions one `toolkit render --check`
 of the matrix executes, with the sandbox and with a plain Environment.
@@ -36,22 +39,34 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "57e3643ff19f018f8a00dfaa6b7e4620e3c1a7a2171fd218425366ec006b3bfe"
 URL = "https://github.com/pypa/get-pip/raw/309a56c5fd94bd1134053a541cb4657a4e47e09d/get-pip.py"
 RELEASES = ("ltsc2016", "1803", "1809", "ltsc2022", "ltsc2025")
+NANOSERVER = ("1809", "ltsc2022", "ltsc2025")
+VARIANTS = [
+    *(f"windows/windowsservercore-{r}" for r in RELEASES),
+    *(f"windows/nanoserver-{r}" for r in NANOSERVER),
+]
+EXPECTED = 10 * len(VARIANTS)
 
 
 def matrix_data(pip: str = "24.0") -> dict[str, object]:
+    """3.5-3.9 pin pip with get-pip, 3.10-3.14 take it from the installer. Changing ``pip``
+    changes every file: the pin of the first, the installer checksum of the others."""
     lines: dict[str, object] = {}
     for minor in range(5, 15):
-        lines[f"3.{minor}"] = {
-            "version": f"3.{minor}.1",
-            "pip": {"version": pip},
-            "get-pip": {"url": URL, "sha256": SHA},
-            "variants": [f"windows/windowsservercore-{r}" for r in RELEASES],
-        }
+        line: dict[str, object] = {"version": f"3.{minor}.1"}
+        if minor < 10:
+            line["pip"] = {"version": pip}
+            line["get-pip"] = {"url": URL, "sha256": SHA}
+        else:
+            digit = "0" if pip == "24.0" else "1"
+            line["checksums"] = {"windows": {"sha256": digit * 64}}
+        line["variants"] = VARIANTS
+        lines[f"3.{minor}"] = line
     return lines
 
 
@@ -147,24 +162,28 @@ def sandbox_cost(runs: int) -> None:
 
     sys.path.insert(0, str(REPO))
     from toolkit.matrix import build_matrix
-    from toolkit.render import TemplateLoader, render_dockerfile, template_environment
+    from toolkit.render import TemplateLoader, render_dockerfile
     from toolkit.versions import parse_versions
 
     builds = build_matrix(parse_versions(json.dumps(matrix_data()), Path("versions.json")))
     templates = REPO / "templates"
 
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    options: dict[str, Any] = {
+        "loader": TemplateLoader(templates),
+        "undefined": jinja2.StrictUndefined,
+        "autoescape": False,
+        "keep_trailing_newline": True,
+        "newline_sequence": "\n",
+        "auto_reload": False,
+    }
+
     def plain() -> jinja2.Environment:
-        return jinja2.Environment(
-            loader=TemplateLoader(templates),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            newline_sequence="\n",
-            auto_reload=False,
-        )
+        return jinja2.Environment(**options)
 
     def sandboxed() -> jinja2.Environment:
-        return template_environment(templates)
+        return ImmutableSandboxedEnvironment(**options)
 
     times: dict[str, list[float]] = {"sandboxed": [], "plain": []}
     outputs: dict[str, list[str]] = {}
@@ -197,9 +216,10 @@ def sandbox_cost(runs: int) -> None:
 
 
 def callgrind_cost() -> None:
-    """Instructions (callgrind's Ir) of one `python -m toolkit render --check` over the 50-file
-    matrix, with the sandbox and with a copy of the toolkit whose render.py uses a plain
-    Environment: a figure a loaded machine cannot blur."""
+    """Instructions (callgrind's Ir) of one `python -m toolkit render --check` over the matrix,
+    with the sandbox and with a copy of the toolkit whose render.py uses a plain Environment
+    (and bytecode cache files of its own: code compiled for a plain Environment must never be
+    loaded by the sandboxed one): a figure a loaded machine cannot blur."""
     if shutil.which("valgrind") is None:
         print("callgrind: valgrind is not installed (apt-get install valgrind); skipped")
         return
@@ -212,9 +232,9 @@ def callgrind_cost() -> None:
         render = plain / "toolkit" / "render.py"
         text = render.read_text()
         assert "return ImmutableSandboxedEnvironment(" in text
-        render.write_text(
-            text.replace("return ImmutableSandboxedEnvironment(", "return jinja2.Environment(")
-        )
+        assert '"__toolkit_sandboxed_%s.cache"' in text
+        text = text.replace("return ImmutableSandboxedEnvironment(", "return jinja2.Environment(")
+        render.write_text(text.replace("__toolkit_sandboxed_", "__toolkit_bench_plain_"))
         # .pyc files written (as an install has them); one hash seed: the counts repeat exactly
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -242,7 +262,7 @@ def callgrind_cost() -> None:
                 x for x in out.read_text().splitlines() if x.startswith(("summary:", "totals:"))
             ]
             counts[name] = int(totals[0].split()[1])
-    print("callgrind, python -m toolkit render --check of 50 Dockerfiles (instructions):")
+    print(f"callgrind, python -m toolkit render --check of {EXPECTED} Dockerfiles (instructions):")
     print(
         f"  sandboxed {counts['sandboxed']:,}   plain {counts['plain']:,}   ratio "
         f"{counts['sandboxed'] / counts['plain']:.4f}"
@@ -268,7 +288,7 @@ def main() -> int:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         m, count = measure(args.runs, str(shm))
-        failed |= count != 50
+        failed |= count != EXPECTED
         failed |= report("work tree in memory (/dev/shm): the toolkit's own cost", m, count, True)
         m, count = measure(args.runs, None)
         report(
@@ -279,10 +299,10 @@ def main() -> int:
         )
     else:
         m, count = measure(args.runs, None)
-        failed |= count != 50
+        failed |= count != EXPECTED
         failed |= report(f"work tree on disk ({tempfile.gettempdir()})", m, count, True)
-    if count != 50:
-        print(f"expected 50 Dockerfiles, rendered {count}")
+    if count != EXPECTED:
+        print(f"expected {EXPECTED} Dockerfiles, rendered {count}")
     return 1 if failed else 0
 
 

@@ -9,6 +9,7 @@ the server side, with the bytes sent, so tests and the benchmark count what the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
@@ -218,6 +219,52 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sigstore_bundle(signed: bytes) -> bytes:
+    """A Sigstore bundle in the shape python.org publishes beside each installer
+    (``python-<version>-amd64.exe.sigstore``), whose message digest is the sha256 of ``signed``.
+
+    The certificate, signature and transparency-log entry are stand-in bytes: the toolkit reads
+    only ``messageSignature.messageDigest``, as the official images do.
+    """
+    digest = hashlib.sha256(signed).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": [{"rawBytes": b64(b"stand-in DER " * 40)}]},
+            "tlogEntries": [
+                {
+                    "logIndex": "123456789",
+                    "logId": {"keyId": b64(b"stand-in rekor log id 32 bytes!!")},
+                    "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                    "integratedTime": "1757457600",
+                    "inclusionPromise": {"signedEntryTimestamp": b64(b"stand-in SET")},
+                    "canonicalizedBody": b64(
+                        json.dumps(
+                            {
+                                "apiVersion": "0.0.1",
+                                "kind": "hashedrekord",
+                                "spec": {
+                                    "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}}
+                                },
+                            }
+                        ).encode()
+                    ),
+                }
+            ],
+            "timestampVerificationData": {"rfc3161Timestamps": []},
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)},
+            "signature": b64(b"stand-in ECDSA signature"),
+        },
+    }
+    return json.dumps(bundle, indent=2).encode()
+
+
 @dataclass
 class PythonOrg:
     """Releases with or without installers; ``publish`` turns them into routes."""
@@ -225,9 +272,21 @@ class PythonOrg:
     installers: set[str] = field(default_factory=set)
     tarballs: set[str] = field(default_factory=set)
     folders: set[str] = field(default_factory=set)
+    # version -> the bytes its Sigstore bundle signs (the installer's own, or others to lie)
+    bundles: dict[str, bytes] = field(default_factory=dict)
     installer_size: int = 4096
 
-    def release(self, version: str, *, installer: bool = True, tarball: bool = True) -> PythonOrg:
+    def release(
+        self,
+        version: str,
+        *,
+        installer: bool = True,
+        tarball: bool = True,
+        sigstore: bool = False,
+        signs: bytes | None = None,
+    ) -> PythonOrg:
+        """Publish ``version``; ``sigstore`` adds the installer's bundle (python.org has them
+        since 2022), signing ``signs`` instead of the installer when given."""
         from packaging.version import Version
 
         self.folders.add(Version(version).base_version)
@@ -235,6 +294,10 @@ class PythonOrg:
             self.installers.add(version)
         if tarball:
             self.tarballs.add(version)
+        if sigstore or signs is not None:
+            self.bundles[version] = (
+                signs if signs is not None else installer_bytes(version, self.installer_size)
+            )
         return self
 
     def publish(self, upstream: Upstream) -> None:
@@ -258,6 +321,12 @@ class PythonOrg:
                     files.append((name, date, len(body)))
                     files.append((f"{name}.asc", date, 833))
                     upstream.add(f"{FTP}{folder}/{name}", body)
+                    if version in self.bundles:
+                        bundle = sigstore_bundle(self.bundles[version])
+                        files.append((f"{name}.sigstore", date, len(bundle)))
+                        upstream.add(
+                            f"{FTP}{folder}/{name}.sigstore", bundle, content_type="text/plain"
+                        )
                     files.append((f"python-{version}-embed-amd64.zip", date, 7_000_000))
             path = f"{FTP}{folder}/"
             upstream.add(path, autoindex(path, files).encode(), content_type="text/html")

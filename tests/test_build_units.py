@@ -21,7 +21,14 @@ import pytest
 from tests.conftest import FIXTURES, REPO
 from toolkit.buildstream import BuildStream
 from toolkit.cancel import Canceller
-from toolkit.driver import BuildJob, BuildSettings, base_image, content_hash, full_tags
+from toolkit.driver import (
+    BuildJob,
+    BuildSettings,
+    base_image,
+    base_images,
+    content_hash,
+    full_tags,
+)
 from toolkit.errors import ConfigError
 from toolkit.matrix import build_matrix
 from toolkit.progress import (
@@ -99,11 +106,36 @@ def test_base_image_and_tags_of_the_rendered_dockerfile() -> None:
     assert base_image(REPO / "dockerfiles" / b.directory) == (
         "mcr.microsoft.com/windows/servercore:1809"
     )
+    # 3.15-rc is the newest rc line now: it has the "rc" tags, 3.8-rc keeps its own.
     assert full_tags(b, "example/python") == (
         "example/python:3.8.0rc1-windowsservercore-1809",
         "example/python:3.8-rc-windowsservercore-1809",
-        "example/python:rc-windowsservercore-1809",
     )
+    nano = next(x for x in builds if x.id == "3.14-nanoserver-ltsc2022")
+    assert base_image(REPO / "dockerfiles" / nano.directory) == (
+        "mcr.microsoft.com/windows/nanoserver:ltsc2022"
+    )
+    assert full_tags(nano, "example/python") == (
+        "example/python:3.14.7-nanoserver-ltsc2022",
+        "example/python:3.14-nanoserver-ltsc2022",
+        "example/python:3-nanoserver-ltsc2022",
+        "example/python:nanoserver-ltsc2022",
+    )
+
+
+def test_every_stage_base_image_is_resolved_but_not_stage_references(tmp_path: Path) -> None:
+    nano = REPO / "dockerfiles/3.14/windows/nanoserver-ltsc2025"
+    assert base_images(nano) == [
+        "mcr.microsoft.com/windows/servercore:ltsc2025",
+        "mcr.microsoft.com/windows/nanoserver:ltsc2025",
+    ]
+    assert base_image(nano) == "mcr.microsoft.com/windows/nanoserver:ltsc2025"
+    core = REPO / "dockerfiles/3.14/windows/windowsservercore-ltsc2025"
+    assert base_images(core) == ["mcr.microsoft.com/windows/servercore:ltsc2025"]
+    (tmp_path / "Dockerfile").write_text(
+        "FROM a:1 AS one\nFROM b:2 AS two\nFROM one\nCOPY --from=two x y\nFROM a:1\n"
+    )
+    assert base_images(tmp_path) == ["a:1", "b:2"]
 
 
 def test_settings_reject_bad_values() -> None:

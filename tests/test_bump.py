@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,20 @@ FAST = {
     "TOOLKIT_HTTP_RETRY_TIME": "5",
 }
 DOCKERFILE_1809 = Path("dockerfiles/3.8-rc/windows/windowsservercore-1809/Dockerfile")
+
+
+@pytest.fixture
+def workspace(workspace: Path) -> Path:
+    """The repository's workspace with only the 2019 line, 3.8-rc (pip pinned with get-pip):
+    these tests are about that recipe; tests/test_bump_installer.py covers today's lines."""
+    whole = json.loads((workspace / "versions.json").read_text())
+    (workspace / "versions.json").write_text(
+        json.dumps({"3.8-rc": whole["3.8-rc"]}, indent=2) + "\n"
+    )
+    for line in whole:
+        if line != "3.8-rc":
+            shutil.rmtree(workspace / "dockerfiles" / line)
+    return workspace
 
 
 @pytest.fixture

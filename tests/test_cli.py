@@ -65,7 +65,7 @@ def test_versions_path_from_environment(workspace: Path) -> None:
     assert run_toolkit("list", cwd=workspace).returncode == 2
     result = run_toolkit("list", cwd=workspace, env={"TOOLKIT_VERSIONS": "data.json"})
     assert result.returncode == 0
-    assert result.stdout.splitlines()[0] == "3.8-rc-windowsservercore-1809"
+    assert result.stdout.splitlines()[0] == "3.15-rc-windowsservercore-ltsc2025"
 
 
 def test_top_level_help_lists_every_command_whole_and_imports_none_of_them(

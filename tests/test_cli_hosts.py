@@ -13,6 +13,8 @@ from tests.conftest import run_toolkit
 from tests.doubles.windows_engine import EngineHTTPDouble
 
 SECRET = "TOOLKIT-TEST-SECRET-KEY-MATERIAL"
+# The hosts below serve the seed line's releases (ltsc2016, 1803, 1809).
+SEED = "3.8-rc-*"
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def test_table_shows_host_build_and_isolation(
     workspace: Path, doubles: dict[str, EngineHTTPDouble]
 ) -> None:
     _hosts_file(workspace, doubles)  # picked up as ./hosts.toml
-    result = run_toolkit("hosts", cwd=workspace)
+    result = run_toolkit("hosts", SEED, cwd=workspace)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ID", "RELEASE", "HOST", "HOST", "BUILD", "ISOLATION", "STATUS"]
@@ -59,8 +61,8 @@ def test_refusal_names_both_builds_and_exits_7(
 ) -> None:
     path = _hosts_file(workspace, doubles)
     result = run_toolkit(
-        "hosts", "--hosts", str(path), "--host", f"1809={doubles['ltsc2016'].url}", "--json",
-        cwd=workspace,
+        "hosts", SEED, "--hosts", str(path), "--host", f"1809={doubles['ltsc2016'].url}",
+        "--json", cwd=workspace,
     )  # fmt: skip
     assert result.returncode == 7
     records = {r["id"]: r for r in json.loads(result.stdout)}
@@ -89,7 +91,7 @@ def test_unreachable_host_leaves_the_others(
 ) -> None:
     path = _hosts_file(workspace, doubles)
     result = run_toolkit(
-        "hosts", "--hosts", str(path), "--host", "1803=unix:///nonexistent/docker.sock",
+        "hosts", SEED, "--hosts", str(path), "--host", "1803=unix:///nonexistent/docker.sock",
         cwd=workspace,
     )  # fmt: skip
     assert result.returncode == 7

@@ -57,9 +57,9 @@ def set_path(value: object, *keys: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def template_edit(old: str, new: str) -> Mutation:
+def template_edit(old: str, new: str, name: str = "python-install.j2") -> Mutation:
     def apply(ws: Path) -> None:
-        path = ws / "templates" / "windowsservercore.Dockerfile.j2"
+        path = ws / "templates" / name
         text = path.read_text()
         assert old in text
         path.write_text(text.replace(old, new, 1))
@@ -101,6 +101,24 @@ def drop_pip(d: dict[str, Any]) -> None:
     del line(d)["pip"]
 
 
+def today(d: dict[str, Any]) -> dict[str, Any]:
+    """The line of today's shape (pip from the installer)."""
+    entry: dict[str, Any] = d["3.14"]
+    return entry
+
+
+def drop_installer_checksum(d: dict[str, Any]) -> None:
+    del today(d)["checksums"]
+
+
+def exit_check_off_without_get_pip(d: dict[str, Any]) -> None:
+    today(d)["check-installer-exit-code"] = False
+
+
+def nanoserver_on_ltsc2016(d: dict[str, Any]) -> None:
+    line(d)["variants"].append("windows/nanoserver-ltsc2016")
+
+
 def duplicate_variant(d: dict[str, Any]) -> None:
     line(d)["variants"].append("windows/windowsservercore-1809")
 
@@ -132,7 +150,42 @@ CASES = [
         2,
         ('."3.8-rc".pip.versoin', "did you mean 'version'"),
     ),
-    Case("missing key", edit_json(drop_pip), 2, ("missing key 'pip'",)),
+    Case(
+        "pip without get-pip",
+        edit_json(drop_pip),
+        2,
+        (".\"3.8-rc\": 'get-pip' without 'pip'", 'drop "get-pip"'),
+    ),
+    Case(
+        "line without get-pip and without installer checksum",
+        edit_json(drop_installer_checksum),
+        2,
+        (".\"3.14\": missing key 'checksums'", "python-3.14.7-amd64.exe", "bump --add 3.14"),
+    ),
+    Case(
+        "exit-code check switched off where it is the recipe",
+        edit_json(exit_check_off_without_get_pip),
+        2,
+        ('."3.14"."check-installer-exit-code"', "always checks the installer's exit code"),
+    ),
+    Case(
+        "exit-code check not a boolean",
+        edit_json(set_path("yes", "check-installer-exit-code")),
+        2,
+        ('."3.8-rc"."check-installer-exit-code"', "expected true or false, got a string"),
+    ),
+    Case(
+        "nanoserver for a release without Nano Server",
+        edit_json(nanoserver_on_ltsc2016),
+        2,
+        ("no nanoserver base image for Windows release 'ltsc2016'", "1809, ltsc2022, ltsc2025"),
+    ),
+    Case(
+        "unknown flavor",
+        edit_json(set_path(["windows/nanoserverr-1809"], "variants")),
+        2,
+        ("unknown image flavor 'nanoserverr'", "did you mean 'nanoserver'?"),
+    ),
     Case(
         "version is a number",
         edit_json(set_path(3.8, "version")),
@@ -218,19 +271,25 @@ CASES = [
         "template syntax error",
         template_edit("{{ python_version }}", "{{ python_version }"),
         4,
-        ("windowsservercore.Dockerfile.j2:", "template syntax error"),
+        ("python-install.j2:", "template syntax error"),
     ),
     Case(
         "missing template variable",
         template_edit("{{ python_version }}", "{{ python_verison }}"),
         4,
-        ("'python_verison' is undefined", "3.8-rc-windowsservercore-"),
+        ("'python_verison' is undefined", "rendering 3.15-rc-windowsservercore-ltsc2025"),
     ),
     Case(
         "template missing",
         lambda ws: (ws / "templates" / "windowsservercore.Dockerfile.j2").unlink(),
         4,
         ("template 'windowsservercore.Dockerfile.j2' not found",),
+    ),
+    Case(
+        "included template missing",
+        lambda ws: (ws / "templates" / "python-install.j2").unlink(),
+        4,
+        ("template 'python-install.j2' not found", "windowsservercore.Dockerfile.j2"),
     ),
     Case(
         "unwritable output directory",

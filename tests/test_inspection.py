@@ -39,7 +39,7 @@ PASSWORD = "double-pw-5521"
 
 def _builds(*releases: str) -> list[Build]:
     data = json.loads((REPO / "versions.json").read_text("utf-8"))
-    line = next(iter(data.values()))
+    line = data["3.8-rc"]
     line["variants"] = [f"windows/windowsservercore-{r}" for r in releases]
     return build_matrix(parse_versions(json.dumps({"3.8-rc": line}), Path("versions.json")))
 

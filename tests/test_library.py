@@ -43,6 +43,14 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.fixture
+def seed(workspace: Path) -> Path:
+    """The workspace with only the 3.8-rc line, as the 2019 library file had it."""
+    whole = json.loads((workspace / "versions.json").read_text())
+    (workspace / "versions.json").write_text(json.dumps({"3.8-rc": whole["3.8-rc"]}, indent=2))
+    return workspace
+
+
 def _entries(text: str) -> list[str]:
     return text.rstrip("\n").split("\n\n")[1:]
 
@@ -55,7 +63,8 @@ def _render_repo(workspace: Path) -> Path:
     return top
 
 
-def test_rc_line_matches_the_2019_file(workspace: Path) -> None:
+def test_rc_line_matches_the_2019_file(seed: Path) -> None:
+    workspace = seed
     top = _render_repo(workspace)
     git(top, "add", "-A")
     git(top, "commit", "-qm", "3.8-rc")
@@ -68,7 +77,8 @@ def test_rc_line_matches_the_2019_file(workspace: Path) -> None:
     assert done.stdout == expected
 
 
-def test_final_line_and_per_directory_commits(workspace: Path) -> None:
+def test_final_line_and_per_directory_commits(seed: Path) -> None:
+    workspace = seed
     data = json.loads((workspace / "versions.json").read_text())
     data["3.7"] = {**data["3.8-rc"], "version": "3.7.4"}
     (workspace / "versions.json").write_text(json.dumps(data, indent=2))
@@ -142,3 +152,33 @@ def test_library_errors(workspace: Path, case: str, code: int, text: str) -> Non
     assert line.startswith("error: ")
     assert text in line
     assert done.stdout == ""
+
+
+def test_todays_lines_and_the_nanoserver_variant(workspace: Path) -> None:
+    """A nanoserver entry needs Server Core too: its installer stage runs there."""
+    top = _render_repo(workspace)
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "all")
+    commit = git(top, "rev-parse", "HEAD")
+    done = run_toolkit("library", *MAINTAINERS, "3.14-*-ltsc2025", cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    core, nano = _entries(done.stdout)
+    assert core.splitlines() == [
+        "Tags: 3.14.7-windowsservercore-ltsc2025, 3.14-windowsservercore-ltsc2025, "
+        "3-windowsservercore-ltsc2025, windowsservercore-ltsc2025",
+        "SharedTags: 3.14.7-windowsservercore, 3.14-windowsservercore, 3-windowsservercore, "
+        "windowsservercore, 3.14.7, 3.14, 3, latest",
+        "Architectures: windows-amd64",
+        f"GitCommit: {commit}",
+        "Directory: 3.14/windows/windowsservercore-ltsc2025",
+        "Constraints: windowsservercore-ltsc2025",
+    ]
+    assert nano.splitlines() == [
+        "Tags: 3.14.7-nanoserver-ltsc2025, 3.14-nanoserver-ltsc2025, 3-nanoserver-ltsc2025, "
+        "nanoserver-ltsc2025",
+        "SharedTags: 3.14.7-nanoserver, 3.14-nanoserver, 3-nanoserver, nanoserver",
+        "Architectures: windows-amd64",
+        f"GitCommit: {commit}",
+        "Directory: 3.14/windows/nanoserver-ltsc2025",
+        "Constraints: nanoserver-ltsc2025, windowsservercore-ltsc2025",
+    ]

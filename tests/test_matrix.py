@@ -37,8 +37,10 @@ def by_id(builds: list[Build]) -> dict[str, Build]:
 
 
 def test_published_rc_line_tags() -> None:
-    builds = by_id(build_matrix(load_versions(REPO / "versions.json")))
-    b = builds["3.8-rc-windowsservercore-1809"]
+    """The 2019 file held only 3.8-rc, so it was the newest rc line and had the rc tags."""
+    data = json.loads((REPO / "versions.json").read_text())
+    seed = parse_versions(json.dumps({"3.8-rc": data["3.8-rc"]}), Path("versions.json"))
+    b = by_id(build_matrix(seed))["3.8-rc-windowsservercore-1809"]
     assert b.tags == (
         "3.8.0rc1-windowsservercore-1809",
         "3.8-rc-windowsservercore-1809",
@@ -53,6 +55,70 @@ def test_published_rc_line_tags() -> None:
         "rc",
     )
     assert b.directory == "3.8-rc/windows/windowsservercore-1809"
+
+
+def test_todays_lines_are_tagged_as_the_official_library_tags_them() -> None:
+    builds = by_id(build_matrix(load_versions(REPO / "versions.json")))
+    assert builds["3.14-windowsservercore-ltsc2025"].tags == (
+        "3.14.7-windowsservercore-ltsc2025",
+        "3.14-windowsservercore-ltsc2025",
+        "3-windowsservercore-ltsc2025",
+        "windowsservercore-ltsc2025",
+    )
+    assert builds["3.14-windowsservercore-ltsc2022"].shared_tags == (
+        "3.14.7-windowsservercore",
+        "3.14-windowsservercore",
+        "3-windowsservercore",
+        "windowsservercore",
+        "3.14.7",
+        "3.14",
+        "3",
+        "latest",
+    )
+    assert builds["3.13-windowsservercore-ltsc2022"].tags == (
+        "3.13.15-windowsservercore-ltsc2022",
+        "3.13-windowsservercore-ltsc2022",
+    )
+    assert builds["3.15-rc-windowsservercore-ltsc2025"].tags == (
+        "3.15.0rc2-windowsservercore-ltsc2025",
+        "3.15-rc-windowsservercore-ltsc2025",
+        "rc-windowsservercore-ltsc2025",
+    )
+    assert builds["3.8-rc-windowsservercore-1809"].shared_tags[-1] == "3.8-rc"
+
+
+def test_nanoserver_tags_share_only_their_flavor() -> None:
+    """Bare aliases (3.14, latest) stay Server Core's: a manifest list cannot hold two images
+    for one Windows build."""
+    builds = by_id(build_matrix(load_versions(REPO / "versions.json")))
+    nano = builds["3.14-nanoserver-ltsc2025"]
+    assert nano.tags == (
+        "3.14.7-nanoserver-ltsc2025",
+        "3.14-nanoserver-ltsc2025",
+        "3-nanoserver-ltsc2025",
+        "nanoserver-ltsc2025",
+    )
+    assert nano.shared_tags == (
+        "3.14.7-nanoserver",
+        "3.14-nanoserver",
+        "3-nanoserver",
+        "nanoserver",
+    )
+    assert nano.base_image == "mcr.microsoft.com/windows/nanoserver:ltsc2025"
+    assert nano.variant.base_images == (
+        "mcr.microsoft.com/windows/servercore:ltsc2025",
+        "mcr.microsoft.com/windows/nanoserver:ltsc2025",
+    )
+    assert nano.directory == "3.14/windows/nanoserver-ltsc2025"
+    assert nano.release.key == "ltsc2025"
+    assert builds["3.15-rc-nanoserver-ltsc2022"].shared_tags == (
+        "3.15.0rc2-nanoserver",
+        "3.15-rc-nanoserver",
+        "rc-nanoserver",
+    )
+    for bare in ("3.14", "3", "latest", "rc"):
+        owners = {b.variant.flavor for b in builds.values() if bare in b.shared_tags}
+        assert owners == {"windowsservercore"}, bare
 
 
 def test_final_lines_get_major_and_latest_only_when_newest() -> None:
@@ -142,10 +208,11 @@ def test_list_command_plain_and_json(workspace: Path) -> None:
         "3.8-rc-windowsservercore-1809",
         "3.8-rc-windowsservercore-1803",
     ]
-    as_json = run_toolkit("list", "--json", cwd=workspace)
+    as_json = run_toolkit("list", "--json", "3.8-rc-*", "3.14-nanoserver-ltsc2022", cwd=workspace)
     assert as_json.returncode == 0
     records = json.loads(as_json.stdout)
     assert [r["id"] for r in records] == [
+        "3.14-nanoserver-ltsc2022",
         "3.8-rc-windowsservercore-1809",
         "3.8-rc-windowsservercore-1803",
         "3.8-rc-windowsservercore-ltsc2016",
@@ -156,11 +223,22 @@ def test_list_command_plain_and_json(workspace: Path) -> None:
         "version",
         "release",
         "windows_build",
+        "flavor",
         "base_image",
+        "base_images",
+        "recipe",
         "directory",
         "tags",
         "shared_tags",
     }
-    assert records[2]["windows_build"] == 14393
-    assert records[2]["base_image"] == "mcr.microsoft.com/windows/servercore:ltsc2016"
-    assert records[0]["directory"] == "3.8-rc/windows/windowsservercore-1809"
+    assert records[3]["windows_build"] == 14393
+    assert records[3]["base_image"] == "mcr.microsoft.com/windows/servercore:ltsc2016"
+    assert records[3]["recipe"] == "get-pip"
+    assert records[1]["directory"] == "3.8-rc/windows/windowsservercore-1809"
+    assert records[0]["flavor"] == "nanoserver"
+    assert records[0]["recipe"] == "installer"
+    assert records[0]["base_image"] == "mcr.microsoft.com/windows/nanoserver:ltsc2022"
+    assert records[0]["base_images"] == [
+        "mcr.microsoft.com/windows/servercore:ltsc2022",
+        "mcr.microsoft.com/windows/nanoserver:ltsc2022",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -9,16 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_toolkit
+from tests.conftest import REPO, run_toolkit
 from toolkit.errors import ConfigError
+from toolkit.matrix import build_matrix
 from toolkit.results import CheckResult
 from toolkit.verify import (
+    CMD_SPECIAL,
     OVERRIDE_COMMANDS,
     OVERRIDE_TOKEN,
+    build_checks,
     checks_for,
     failure_summary,
     junit_xml,
 )
+from toolkit.versions import load_versions
 
 # What `python --version` and `pip --version` print on a Windows image of the 3.8-rc line.
 WINDOWS_PYTHON = "Python 3.8.0rc1\r\n"
@@ -61,20 +66,136 @@ def test_version_judges_on_windows_output() -> None:
     assert checks["pip-version"].judge(0, WINDOWS_PIP.replace("19.2.3", "19.3")) == (
         "pip version: expected 19.2.3 (PYTHON_PIP_VERSION), got 19.3"
     )
-    assert "not 'pip <version> from ...'" in str(checks["pip-version"].judge(0, "garbage"))
+    assert "not 'pip <version> from ... (python X.Y)'" in str(
+        checks["pip-version"].judge(0, "garbage")
+    )
     assert checks["override-cmd"].judge(0, OVERRIDE_TOKEN + "\r\n") is None
     assert checks["override-cmd"].judge(0, "ECHO is on.\r\n") is not None
+
+
+HERE = f"{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
 
 
 @pytest.mark.parametrize("name", ["python-imports", "python-sqlite3", "python-stack-size"])
 def test_python_checks_run_here(name: str) -> None:
     """The in-container Python programs pass on this interpreter, argv as given (no shell)."""
-    check = next(c for c in checks_for("x", "y", "linux") if c.name == name)
+    check = next(c for c in checks_for(HERE, "y", "linux") if c.name == name)
     argv = [sys.executable, *check.argv[1:]]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert check.judge(proc.returncode, proc.stdout) is None
     assert "ok" in proc.stdout
+
+
+def _run_here(
+    check_argv: tuple[str, ...], *flags: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    assert check_argv[:2] == ("python", "-c")
+    return subprocess.run(
+        [sys.executable, *flags, *check_argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def test_the_version_decides_the_extra_checks() -> None:
+    names = {
+        v: [c.name for c in checks_for(v, None, "windows")] for v in ("3.11.9", "3.12.0", "3.14.7")
+    }
+    assert "no-setuptools-wheel" not in names["3.11.9"]
+    assert "no-setuptools-wheel" in names["3.12.0"]
+    assert names["3.14.7"] == [
+        "python-version",
+        "pip-version",
+        "python-imports",
+        "python-sqlite3",
+        "python-stack-size",
+        "no-setuptools-wheel",
+        "override-cmd",
+    ]
+    imports = {
+        v: next(c for c in checks_for(v, None, "windows") if c.name == "python-imports")
+        for v in ("3.13.15", "3.14.7", "3.15.0rc2")
+    }
+    assert "zstd" not in imports["3.13.15"].argv[-1]
+    assert "from compression import zstd" in imports["3.14.7"].argv[-1]
+    assert "from compression import zstd" in imports["3.15.0rc2"].argv[-1]
+
+
+def test_the_zstd_round_trip_really_imports_compression_zstd() -> None:
+    """This interpreter (3.11) has no compression.zstd: the 3.14 program must fail on it."""
+    check = next(c for c in checks_for("3.14.7", None, "linux") if c.name == "python-imports")
+    proc = _run_here(check.argv)
+    if sys.version_info >= (3, 14):
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "bz2 lzma zlib zstd ok"
+    else:
+        assert proc.returncode == 1
+        assert "No module named 'compression'" in proc.stderr
+
+
+def test_setuptools_or_wheel_present_fails_the_check(tmp_path: Path) -> None:
+    check = next(c for c in checks_for("3.12.1", None, "linux") if c.name == "no-setuptools-wheel")
+    # -I -S: no site-packages, no PYTHONPATH: neither is importable.
+    clean = _run_here(check.argv, "-I", "-S")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.strip() == "setuptools and wheel absent"
+    (tmp_path / "wheel").mkdir()
+    (tmp_path / "wheel" / "__init__.py").write_text("")
+    with_wheel = _run_here(check.argv, "-S", PYTHONPATH=str(tmp_path))
+    assert with_wheel.returncode == 1
+    assert "AssertionError: installed: wheel" in with_wheel.stderr
+
+
+def test_pip_without_a_pin_reports_its_version_and_needs_this_python() -> None:
+    checks = {c.name: c for c in checks_for("3.14.7", None, "windows")}
+    pip = checks["pip-version"]
+    out = "pip 25.2 from C:\\Python\\Lib\\site-packages\\pip (python 3.14)\r\n"
+    assert pip.judge(0, out) is None
+    assert pip.report is not None
+    assert pip.report(out) == "pip 25.2 (python 3.14)"
+    assert pip.judge(0, out.replace("(python 3.14)", "(python 3.13)")) == (
+        "pip 25.2 runs under Python 3.13, not 3.14"
+    )
+    assert "not 'pip <version> from ... (python X.Y)'" in str(pip.judge(0, "pip 25.2\r\n"))
+    pinned = {c.name: c for c in checks_for("3.8.0rc1", "19.2.3", "windows")}["pip-version"]
+    assert pinned.report is None
+
+
+def test_nanoserver_checks_go_through_cmd_and_survive_its_parsing() -> None:
+    servercore = checks_for("3.14.7", None, "windows", network=True)
+    nano = checks_for("3.14.7", None, "windows", network=True, flavor="nanoserver")
+    assert [c.name for c in nano] == [c.name for c in servercore]
+    for core, check in zip(servercore, nano, strict=True):
+        if check.name == "override-cmd":
+            assert check.argv == core.argv == OVERRIDE_COMMANDS["windows"]
+            continue
+        assert check.argv == ("cmd", "/S", "/C", *core.argv)
+        for arg in check.argv:
+            assert "\n" not in arg, (check.name, arg)
+            assert not set(arg) & CMD_SPECIAL, (check.name, arg)
+    with pytest.raises(ConfigError, match="no checks for image flavor 'nanoserverr'"):
+        checks_for("3.14.7", None, "windows", flavor="nanoserverr")
+
+
+def test_build_checks_follow_the_target() -> None:
+    builds = {b.id: b for b in build_matrix(load_versions(REPO / "versions.json"))}
+    nano = build_checks(builds["3.14-nanoserver-ltsc2025"], "windows")
+    assert nano[0].argv == ("cmd", "/S", "/C", "python", "--version")
+    assert nano[0].judge(0, "Python 3.14.7\r\n") is None
+    seed = build_checks(builds["3.8-rc-windowsservercore-1809"], "windows")
+    assert seed[1].judge(0, WINDOWS_PIP) is None
+    assert [c.name for c in seed] == [
+        "python-version",
+        "pip-version",
+        "python-imports",
+        "python-sqlite3",
+        "python-stack-size",
+        "override-cmd",
+    ]
 
 
 def _result(name: str, passed: bool, message: str | None = None) -> CheckResult:

@@ -39,7 +39,7 @@ from toolkit.preflight import Assignment, ClientSource, plan_targets
 from toolkit.render import dockerfile_path
 from toolkit.results import BuildObserver, BuildResult, CheckResult, Outcome
 from toolkit.runner import run_targets
-from toolkit.verify import checks_for, failure_summary, verify_image
+from toolkit.verify import build_checks, failure_summary, verify_image
 
 Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
@@ -245,11 +245,10 @@ def make_verifier(
     (Ctrl-C), loses its tags and is removed."""
 
     def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
-        line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
         try:
-            planned = checks_for(line.version, line.pip_version, job.os_type, network=network)
+            planned = build_checks(job.build, job.os_type, network=network)
         except ToolkitError:
             discard_image(job.client, result)
             raise

@@ -5,6 +5,9 @@ concurrently) and applies toolkit.upstream's selection rules; ``plan_bump`` turn
 the new text of versions.json, validated, without writing anything; ``run_bump`` is the whole
 command: resolve, re-render in memory, then write versions.json and the Dockerfiles as one step.
 Versions never go backwards: an older answer (a stale mirror) keeps what is pinned, with a note.
+A line without get-pip changes version and installer sha256 only (PyPI and GitHub are asked only
+when some line pins pip). The installer's sha256 is the download's; a Sigstore bundle beside it
+must agree (``toolkit.upstream.confirm_sha256``), or the bump fails and nothing is written.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from toolkit.render import Change, FileState, changed_files, prune_empty, stale_
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
 from toolkit.suggest import did_you_mean
 from toolkit.upstream import (
+    confirm_sha256,
     get_pip_paths,
     implausible,
     newest_commit,
@@ -57,15 +61,16 @@ class LineUpdate:
     old_version: str | None
     new_version: str
     old_pip: str | None
-    new_pip: str
+    new_pip: str | None
     old_get_pip_url: str | None
-    new_get_pip_url: str
+    new_get_pip_url: str | None
     old_get_pip_sha256: str | None
-    new_get_pip_sha256: str
+    new_get_pip_sha256: str | None
     old_windows_sha256: str | None
     new_windows_sha256: str | None
     variants: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    sigstore: bool | None = None  # a Sigstore bundle confirmed the new installer sha256
 
     @property
     def changed(self) -> bool:
@@ -78,12 +83,15 @@ class LineUpdate:
     def summary(self) -> str:
         """``3.8-rc: 3.8.0rc1 -> 3.8.0rc2, pip 19.2.3 -> 19.3``."""
         if self.added:
+            if self.new_get_pip_url is None:
+                return f"{self.line}: added at {self.new_version}, pip from the installer"
             return (
                 f"{self.line}: added at {self.new_version}, pip {self.new_pip}, "
                 f"get-pip {_commit_of(self.new_get_pip_url)[:7]}"
             )
         if not self.changed:
-            return f"{self.line}: up to date ({self.new_version}, pip {self.new_pip})"
+            pip = f"pip {self.new_pip}" if self.new_pip else "pip from the installer"
+            return f"{self.line}: up to date ({self.new_version}, {pip})"
         parts = [
             f"{self.line}: {self.old_version} -> {self.new_version}"
             if self.old_version != self.new_version
@@ -93,7 +101,7 @@ class LineUpdate:
             parts.append(f"pip {self.old_pip} -> {self.new_pip}")
         if self.old_get_pip_url != self.new_get_pip_url:
             old = _commit_of(self.old_get_pip_url or "")[:7]
-            parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url)[:7]}")
+            parts.append(f"get-pip {old} -> {_commit_of(self.new_get_pip_url or '')[:7]}")
         elif self.old_get_pip_sha256 != self.new_get_pip_sha256:
             parts.append("get-pip sha256 updated")
         if self.old_windows_sha256 is None and self.new_windows_sha256 is not None:
@@ -116,7 +124,9 @@ class LineUpdate:
                 "old": {"url": self.old_get_pip_url, "sha256": self.old_get_pip_sha256},
                 "new": {"url": self.new_get_pip_url, "sha256": self.new_get_pip_sha256},
             },
-            "windows_sha256": {"old": self.old_windows_sha256, "new": self.new_windows_sha256},
+            "windows_sha256": dict(
+                old=self.old_windows_sha256, new=self.new_windows_sha256, sigstore=self.sigstore
+            ),
             "notes": list(self.notes),
         }
 
@@ -150,13 +160,14 @@ class _Memo:
 
 @dataclass(frozen=True, kw_only=True)
 class _Shared:
-    """The documents every line needs, fetched once."""
+    """The documents every line needs, fetched once. ``pip_document`` and ``commit`` are None
+    when no line of the bump pins pip with get-pip."""
 
     sources: Sources
     fetcher: Fetcher
     top_entries: list[str]
     pip_document: Any
-    commit: str
+    commit: str | None
     memo: _Memo = field(default_factory=_Memo)
 
     def folder(self, release: Version) -> list[str]:
@@ -179,9 +190,44 @@ class _Shared:
         return result
 
 
+def _listed_but_missing(url: str) -> SourceError:
+    return SourceError(
+        f"{redact(url)}: HTTP 404 although the folder lists it",
+        hint="the mirror may be syncing; try again later",
+    )
+
+
+def _installer_sha256(
+    shared: _Shared, line: str, release: str, version: str, notes: list[str]
+) -> tuple[str, bool]:
+    """sha256 of the downloaded installer, and whether a Sigstore bundle confirmed it."""
+    installer_url = shared.sources.installer(release, version)
+    sha = shared.sha256(installer_url)
+    if sha is None:
+        raise _listed_but_missing(installer_url)
+    name = f"python-{version}-amd64.exe.sigstore"
+    if name not in shared.folder(Version(release)):
+        notes.append(f"{line}: no Sigstore bundle ({name}): the sha256 is the download's alone")
+        return sha, False
+    try:
+        bundle = shared.fetcher.get_json(installer_url + ".sigstore")
+    except SourceNotFound:
+        raise _listed_but_missing(installer_url + ".sigstore") from None
+    confirm_sha256(
+        sha, bundle, installer=redact(installer_url), source=redact(installer_url + ".sigstore")
+    )
+    return sha, True
+
+
 def _resolve_line(
-    shared: _Shared, name: str, current: PythonLine | None, variants: tuple[str, ...]
+    shared: _Shared,
+    name: str,
+    current: PythonLine | None,
+    variants: tuple[str, ...],
+    get_pip: bool,
 ) -> LineUpdate:
+    """The update of one line; ``get_pip`` says whether it pins pip with get-pip (the recipe of
+    an existing line, or of the line an added one copies)."""
     line = LineName.parse(name)
     sources = shared.sources
     folders = release_folders(shared.top_entries, line.major, line.minor)
@@ -220,33 +266,34 @@ def _resolve_line(
         new_version = str(choice.version)
     assert new_version is not None
 
-    new_pip = select_pip(
-        shared.pip_document, new_version, source=redact(sources.pip_json()), notes=notes
-    )
-    old_pip = current.pip_version if current else None
-    if old_pip is not None and Version(new_pip) < Version(old_pip):
-        notes.append(f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept")
-        new_pip = old_pip
-
     # The installer's checksum: recomputed when the version changes, filled in when missing.
     old_windows = current.windows_sha256 if current else None
     new_windows = old_windows
+    sigstore: bool | None = None
     if current is None or new_version != current.version or old_windows is None:
         release = Version(new_version).base_version
-        installer_url = sources.installer(release, new_version)
-        new_windows = shared.sha256(installer_url)
-        if new_windows is None:
-            raise SourceError(
-                f"{redact(installer_url)}: HTTP 404 although the folder lists it",
-                hint="the mirror may be syncing; try again later",
-            )
+        new_windows, sigstore = _installer_sha256(shared, name, release, new_version, notes)
 
+    old_pip = current.pip_version if current else None
     old_url = current.get_pip_url if current else None
     old_sha = current.get_pip_sha256 if current else None
-    if old_url is not None and old_sha is not None and _commit_of(old_url) == shared.commit:
-        new_url, new_sha = old_url, old_sha  # same commit, same immutable file
-    else:
-        new_url, new_sha = _resolve_get_pip(shared, line)
+    new_pip: str | None = None
+    new_url: str | None = None
+    new_sha: str | None = None
+    if get_pip:
+        new_pip = select_pip(
+            shared.pip_document, new_version, source=redact(sources.pip_json()), notes=notes
+        )
+        if old_pip is not None and Version(new_pip) < Version(old_pip):
+            notes.append(
+                f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept"
+            )
+            new_pip = old_pip
+        assert shared.commit is not None
+        if old_url is not None and old_sha is not None and _commit_of(old_url) == shared.commit:
+            new_url, new_sha = old_url, old_sha  # same commit, same immutable file
+        else:
+            new_url, new_sha = _resolve_get_pip(shared, line)
 
     return LineUpdate(
         line=name,
@@ -263,6 +310,7 @@ def _resolve_line(
         new_windows_sha256=new_windows,
         variants=variants,
         notes=tuple(notes),
+        sigstore=sigstore,
     )
 
 
@@ -285,6 +333,7 @@ def _unchanged(current: PythonLine, notes: Sequence[str]) -> LineUpdate:
 
 
 def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
+    assert shared.commit is not None
     tried = []
     for path in get_pip_paths(line):
         url = shared.sources.get_pip_raw(shared.commit, path)
@@ -329,14 +378,16 @@ def resolve_updates(
         raise ConfigError("--add names a line twice", hint="name each new line once")
     targets = list(dict.fromkeys(lines)) if (lines or add) else list(existing)
 
-    variants: tuple[str, ...] = ()
-    if add:
-        newest = max(current.lines, key=lambda x: (Version(x.version), not x.is_rc))
-        variants = tuple(v.name for v in newest.variants)
+    # An added line copies the newest line's variants and recipe (get-pip or not).
+    newest = max(current.lines, key=lambda x: (Version(x.version), not x.is_rc))
+    variants = tuple(v.name for v in newest.variants) if add else ()
+    added_get_pip = not newest.pip_from_installer
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bump") as pool:
         try:
-            return _resolve_all(pool, current, targets, add, variants, sources, fetcher)
+            return _resolve_all(
+                pool, current, targets, add, variants, added_get_pip, sources, fetcher
+            )
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the bump
             raise
@@ -348,23 +399,29 @@ def _resolve_all(
     targets: Sequence[str],
     add: Sequence[str],
     variants: tuple[str, ...],
+    added_get_pip: bool,
     sources: Sources,
     fetcher: Fetcher,
 ) -> list[LineUpdate]:
     existing = {line.name: line for line in current.lines}
+    get_pip = {name: not existing[name].pip_from_installer for name in targets}
+    get_pip.update({name: added_get_pip for name in add})
     top = pool.submit(fetcher.get_text, sources.ftp_index())
-    pip = pool.submit(fetcher.get_json, sources.pip_json())
-    commits = pool.submit(fetcher.get_json, sources.get_pip_commits())
+    needed = any(get_pip.values())  # PyPI and GitHub only when some line pins pip with get-pip
+    pip = pool.submit(fetcher.get_json, sources.pip_json()) if needed else None
+    commits = pool.submit(fetcher.get_json, sources.get_pip_commits()) if needed else None
+    source = redact(sources.get_pip_commits())
     shared = _Shared(
         sources=sources,
         fetcher=fetcher,
         top_entries=parse_directory_index(top.result()),
-        pip_document=pip.result(),
-        commit=newest_commit(commits.result(), source=redact(sources.get_pip_commits())),
+        pip_document=pip.result() if pip is not None else None,
+        commit=newest_commit(commits.result(), source=source) if commits is not None else None,
     )
-    jobs = [pool.submit(_resolve_line, shared, name, existing[name], ()) for name in targets] + [
-        pool.submit(_resolve_line, shared, name, None, variants) for name in add
-    ]
+    jobs = [
+        pool.submit(_resolve_line, shared, name, existing[name], (), get_pip[name])
+        for name in targets
+    ] + [pool.submit(_resolve_line, shared, name, None, variants, get_pip[name]) for name in add]
     return [job.result() for job in jobs]
 
 
@@ -382,21 +439,24 @@ def apply_updates(data: dict[str, Any], updates: Sequence[LineUpdate]) -> dict[s
             continue
         entry = new[update.line]
         entry["version"] = update.new_version
-        entry["pip"]["version"] = update.new_pip
-        entry["get-pip"]["url"] = update.new_get_pip_url
-        entry["get-pip"]["sha256"] = update.new_get_pip_sha256
+        if update.new_get_pip_url is not None:
+            entry["pip"]["version"] = update.new_pip
+            entry["get-pip"]["url"] = update.new_get_pip_url
+            entry["get-pip"]["sha256"] = update.new_get_pip_sha256
         if update.new_windows_sha256 is not None:
             entry.setdefault("checksums", {}).setdefault("windows", {})
             entry["checksums"]["windows"]["sha256"] = update.new_windows_sha256
     for update in (u for u in updates if u.added):
-        body: dict[str, Any] = {
-            "version": update.new_version,
-            "pip": {"version": update.new_pip},
-            "get-pip": {"url": update.new_get_pip_url, "sha256": update.new_get_pip_sha256},
-            "variants": list(update.variants),
-        }
-        if update.new_windows_sha256 is not None:
+        body: dict[str, Any] = {"version": update.new_version}
+        if update.new_get_pip_url is not None:
+            body["pip"] = {"version": update.new_pip}
+            body["get-pip"] = {"url": update.new_get_pip_url, "sha256": update.new_get_pip_sha256}
+            body["variants"] = list(update.variants)
+            if update.new_windows_sha256 is not None:
+                body["checksums"] = {"windows": {"sha256": update.new_windows_sha256}}
+        else:  # today's official shape: version, checksums, variants
             body["checksums"] = {"windows": {"sha256": update.new_windows_sha256}}
+            body["variants"] = list(update.variants)
         key = LineName.parse(update.line)
         items = list(new.items())
         at = len(items)

@@ -40,7 +40,7 @@ from toolkit.errors import (
     describe_exception,
 )
 from toolkit.imagenames import check_repository
-from toolkit.instructions import parse_dockerfile
+from toolkit.instructions import Instruction, parse_dockerfile
 from toolkit.matrix import Build
 from toolkit.paths import directory_problem
 from toolkit.redact import redact_path
@@ -127,12 +127,30 @@ def content_hash(context: Path, settings: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def base_image(context: Path) -> str:
-    """The image the Dockerfile in ``context`` starts ``FROM`` (the last stage's base)."""
+def _froms(context: Path) -> list[Instruction]:
     froms = [i for i in parse_dockerfile(context / "Dockerfile") if i.cmd == "FROM"]
     if not froms:
         raise ConfigError(f"{context / 'Dockerfile'}: no FROM", hint="run toolkit render")
-    return froms[-1].value[0]
+    return froms
+
+
+def base_image(context: Path) -> str:
+    """The image the Dockerfile in ``context`` starts ``FROM`` (the last stage's base)."""
+    return _froms(context)[-1].value[0]
+
+
+def base_images(context: Path) -> list[str]:
+    """Every image a stage of the Dockerfile in ``context`` starts ``FROM``, in order, leaving
+    out references to earlier stages (a nanoserver build: Server Core, then Nano Server)."""
+    stages: set[str] = set()
+    images: list[str] = []
+    for ins in _froms(context):
+        image = ins.value[0]
+        if image.casefold() not in stages and image not in images:
+            images.append(image)
+        if len(ins.value) >= 3 and ins.value[1].casefold() == "as":
+            stages.add(ins.value[2].casefold())
+    return images
 
 
 def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, str]:
@@ -411,16 +429,23 @@ def build_image(
         base = base_image(job.context)
         doing = f"resolving base image {base}"
         base_id = index.base_id(base, settings.pull, log)
-        digest = content_hash(
-            job.context,
-            {
-                "base_image": base,
-                "base_image_id": base_id,
-                "isolation": job.isolation,
-                "build_args": dict(settings.build_args),
-                "network_mode": settings.network_mode,
-            },
-        )
+        hashed: dict[str, Any] = {
+            "base_image": base,
+            "base_image_id": base_id,
+            "isolation": job.isolation,
+            "build_args": dict(settings.build_args),
+            "network_mode": settings.network_mode,
+        }
+        # A multi-stage build (nanoserver) also depends on the images of its other stages:
+        # a new Server Core to install on changes what is copied.
+        stages = [image for image in base_images(job.context) if image != base]
+        if stages:
+            found = {}
+            for image in stages:
+                doing = f"resolving base image {image}"
+                found[image] = index.base_id(image, settings.pull, log)
+            hashed["stage_images"] = found
+        digest = content_hash(job.context, hashed)
         emit(f"{build.id} on {host}: context {job.context}, hash {digest[:16]}")
         if not settings.force:
             doing = "looking for an image with the same hash"

@@ -145,14 +145,14 @@ class _Change:
 
 def _target(path: Path) -> Path:
     """The file a write to ``path`` changes: the final target of a symbolic link, else itself."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def _mkdirs(directory: Path, made: list[Path]) -> None:
     """Create ``directory`` and its missing parents, recording each one created."""
     missing = []
     current = directory
-    while not current.exists() and current != current.parent:
+    while not os.path.lexists(current) and current != current.parent:
         missing.append(current)
         current = current.parent
     for path in reversed(missing):

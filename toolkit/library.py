@@ -60,12 +60,13 @@ class LibraryEntry:
         return "\n".join(lines)
 
 
-def constraints(build: Build, flavors: Sequence[str]) -> tuple[str, ...]:
-    """``windowsservercore-<release>``, plus ``nanoserver-<release>`` when the line has one."""
-    found = [f"{build.variant.flavor}-{build.release.key}"]
-    if "nanoserver" in flavors and build.variant.flavor != "nanoserver":
-        found.append(f"nanoserver-{build.release.key}")
-    return tuple(found)
+def constraints(build: Build) -> tuple[str, ...]:
+    """The builder must have every image the Dockerfile uses: ``windowsservercore-<release>``;
+    for a nanoserver build ``nanoserver-<release>, windowsservercore-<release>`` (its installer
+    stage runs on Server Core), in the order the official library writes them."""
+    own = f"{build.variant.flavor}-{build.release.key}"
+    installer = f"windowsservercore-{build.release.key}"
+    return (own,) if own == installer else (own, installer)
 
 
 def library_entries(
@@ -79,7 +80,6 @@ def library_entries(
     maps that path -> commit."""
     entries = []
     for build in builds:
-        flavors = [v.flavor for v in build.line.variants if v.release == build.release]
         directory = directories[build.id]
         entries.append(
             LibraryEntry(
@@ -87,7 +87,7 @@ def library_entries(
                 shared_tags=build.shared_tags,
                 git_commit=commits[directory],
                 directory=directory,
-                constraints=constraints(build, flavors),
+                constraints=constraints(build),
                 builder=builder,
             )
         )

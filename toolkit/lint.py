@@ -1,23 +1,31 @@
 """Checks for rendered Dockerfiles.
 
-Four checks, each reported with file, line and column:
+Five checks, each reported with file, line and column:
 - dockerfile: the file parses with the BuildKit parser and its instructions are well formed;
 - powershell: every shell-form RUN under a PowerShell SHELL parses as PowerShell (tree-sitter);
+- env: every ``$env:NAME`` such a RUN reads is set by an earlier ENV or ARG of the same stage
+  (a stage built ``FROM`` an earlier one inherits its names), earlier in the same RUN, or is a
+  Windows built-in (resources/windows-environment.toml); names compare without case, as on
+  Windows. A typo (``$env:PYTHON_SHA265``) would otherwise read as empty and, in a comparison,
+  silently pass or fail;
 - hadolint: hadolint 2.14.0 (2.15 wrongly runs ShellCheck on PowerShell after an ENV that follows
   a SHELL), failure threshold warning;
 - sha256: each download in a RUN is followed by a ``Get-FileHash`` of the downloaded file with
-  SHA256, or it is reported as an unverified download (a warning).
+  SHA256 before the file is used (run, or handed to a program), or it is reported as an unverified
+  download (a warning). Both recipes pass: the installer is checked before ``Start-Process``
+  runs it, get-pip.py before ``python`` runs it.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -50,6 +58,10 @@ DOWNLOADERS = frozenset(
     }
 )
 OUTPUT_PARAMETERS = frozenset({"-outfile", "-destination", "-o", "--output", "-outputdocument"})
+# Commands that name a downloaded file without running it or handing it to a program.
+NOT_A_USE = frozenset(
+    {"get-filehash", "remove-item", "del", "rm", "write-host", "test-path", "get-item"}
+)
 HADOLINT_VERSION = "2.14.0"
 
 
@@ -113,17 +125,34 @@ def lint_text(text: str, path: Path) -> list[Finding]:
     findings = list(check_structure(instructions, path))
     lines = text.splitlines()
     escape = escape_character(lines)
-    shell: tuple[str, ...] = ()
+    stage = _Stage()
+    stages: dict[str, _Stage] = {}
     for ins in instructions:
         if ins.cmd == "SHELL" and ins.json:
-            shell = ins.value
+            stage.shell = ins.value
         if ins.cmd == "FROM":
-            shell = ()
-        if ins.cmd == "RUN" and not ins.json and _is_powershell(shell):
+            parent = stages.get(ins.value[0].casefold()) if ins.value else None
+            stage = _Stage(parent.shell, set(parent.env)) if parent else _Stage()
+            if len(ins.value) >= 3 and ins.value[1].casefold() == "as":
+                stages[ins.value[2].casefold()] = stage
+        if ins.cmd == "ENV":
+            stage.env.update(ins.value[i] for i in range(0, len(ins.value) - 1, 2))
+        if ins.cmd == "ARG":
+            stage.env.update(v.partition("=")[0] for v in ins.value)
+        if ins.cmd == "RUN" and not ins.json and _is_powershell(stage.shell):
             script = run_script(lines, ins, escape)
             findings.extend(check_powershell(script, path))
+            findings.extend(check_env_reads(script, path, stage.env))
             findings.extend(check_downloads(script, path))
     return findings
+
+
+@dataclass
+class _Stage:
+    """What lint tracks per build stage: the SHELL in effect and the names ENV/ARG set."""
+
+    shell: tuple[str, ...] = ()
+    env: set[str] = field(default_factory=set)
 
 
 def _finding(
@@ -336,6 +365,78 @@ def _hashed_file(node: Any) -> str | None:
     return target if algorithm == "sha256" else None
 
 
+@cache
+def windows_builtins() -> tuple[str, ...]:
+    """The environment variables every Windows container has."""
+    import tomllib
+
+    text = (Path(__file__).parent / "resources" / "windows-environment.toml").read_text("utf-8")
+    return tuple(str(name) for name in tomllib.loads(text)["names"])
+
+
+def _env_name(node: Any) -> str | None:
+    """``NAME`` of a ``$env:NAME`` or ``${env:NAME}`` variable node, else None."""
+    text = node.text.decode("utf-8", "replace")
+    match = re.fullmatch(r"\$\{?env:([^}]+)\}?", text, re.IGNORECASE)
+    return match[1] if match else None
+
+
+def _assigned(node: Any) -> Any | None:
+    """The ``$env:`` variable a plain ``=`` assignment sets, else None (``+=`` also reads)."""
+    if node.type != "assignment_expression":
+        return None
+    operator = next((c for c in node.children if c.type == "assignment_operator"), None)
+    if operator is None or operator.text != b"=":
+        return None
+    left = next((c for c in node.children if c.type == "left_assignment_expression"), None)
+    variables = [n for n in _nodes(left) if n.type == "variable"] if left is not None else []
+    return variables[0] if len(variables) == 1 and _env_name(variables[0]) else None
+
+
+def check_env_reads(script: Script, path: Path, stage_env: set[str]) -> Iterator[Finding]:
+    """Each ``$env:NAME`` the script reads must be set: see the module docstring."""
+    tree = _parser().parse(script.text.encode("utf-8"))
+    nodes = sorted(_nodes(tree.root_node), key=lambda n: n.start_byte)
+    written = {id(v) for v in (_assigned(n) for n in nodes) if v is not None}
+    # Windows compares environment names without case: casefolded name -> name as written.
+    known = {n.casefold(): n for n in (*windows_builtins(), *sorted(stage_env))}
+    for node in nodes:
+        if node.type != "variable":
+            continue
+        name = _env_name(node)
+        if name is None:
+            continue
+        if id(node) in written:
+            known.setdefault(name.casefold(), name)
+            continue
+        if name.casefold() in known:
+            continue
+        line, column = script.position(node.start_byte)
+        close = difflib.get_close_matches(name.casefold(), list(known), n=1)
+        hint = f"; did you mean {known[close[0]]}?" if close else ""
+        yield _finding(
+            path,
+            line,
+            column,
+            Severity.ERROR,
+            "env",
+            f"$env:{name} is never set: no earlier ENV or ARG in this stage sets it, this RUN "
+            f"does not set it before, and it is not a Windows built-in{hint}",
+        )
+
+
+def _uses(node: Any, target: str) -> bool:
+    """Whether the command ``node`` runs ``target`` or hands it to a program."""
+    if node.type != "command":
+        return False
+    name, elements = _command_parts(node)
+    if re.split(r"[\\/]", name)[-1] == target:
+        return True
+    if name in NOT_A_USE:
+        return False
+    return any(e.type != "command_parameter" and _argument_text(e) == target for e in elements)
+
+
 def check_downloads(script: Script, path: Path) -> Iterator[Finding]:
     tree = _parser().parse(script.text.encode("utf-8"))
     nodes = sorted(_nodes(tree.root_node), key=lambda n: n.start_byte)
@@ -354,7 +455,10 @@ def check_downloads(script: Script, path: Path) -> Iterator[Finding]:
                 "download without an output file cannot be verified",
             )
             continue
-        if not any(_hashed_file(later) == target for later in nodes[index + 1 :]):
+        later = nodes[index + 1 :]
+        checked = next((i for i, n in enumerate(later) if _hashed_file(n) == target), None)
+        used = next((i for i, n in enumerate(later) if _uses(n, target)), None)
+        if checked is None:
             yield _finding(
                 path,
                 line,
@@ -362,6 +466,17 @@ def check_downloads(script: Script, path: Path) -> Iterator[Finding]:
                 Severity.WARNING,
                 "sha256",
                 f"unverified download: {target!r} is not checked with Get-FileHash -Algorithm sha256 afterwards",
+            )
+        elif used is not None and used < checked:
+            use_line, use_column = script.position(later[used].start_byte)
+            yield _finding(
+                path,
+                line,
+                column,
+                Severity.WARNING,
+                "sha256",
+                f"unverified download: {target!r} is used at {use_line}:{use_column} before "
+                "Get-FileHash -Algorithm sha256 checks it",
             )
 
 

@@ -3,8 +3,10 @@
 Tags follow the official-images library convention: a line's aliases are its full version and
 its name, plus ``rc`` for the newest pre-release line, the major (``3``) for the newest final line
 of a major, and ``latest`` for the newest final line of the newest major. Tags carry the variant
-suffix (``-windowsservercore-1809``); shared tags drop the release (``-windowsservercore``) and
-also include the bare aliases, since every Windows release shares them.
+suffix (``-windowsservercore-1809``, ``-nanoserver-ltsc2025``); shared tags drop the release
+(``-windowsservercore``, ``-nanoserver``). Server Core's shared tags also include the bare aliases
+(``3.14``, ``latest``), as the official images do; Nano Server's do not, since a manifest list
+cannot offer two images for the same Windows build and the bare tags belong to Server Core.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class Build:
         return self.variant.release
 
     @property
+    def base_image(self) -> str:
+        """The image the built image ends on (Nano Server for a nanoserver variant)."""
+        return self.variant.base_image
+
+    @property
     def directory(self) -> str:
         """The build context, relative to the Dockerfiles root."""
         return f"{self.line.name}/{self.variant.name}"
@@ -47,11 +54,18 @@ class Build:
             "version": self.line.version,
             "release": self.release.key,
             "windows_build": self.release.build,
-            "base_image": self.release.base_image,
+            "flavor": self.variant.flavor,
+            "base_image": self.base_image,
+            "base_images": list(self.variant.base_images),
+            "recipe": self.line.recipe,
             "directory": self.directory,
             "tags": list(self.tags),
             "shared_tags": list(self.shared_tags),
         }
+
+
+# The flavor whose shared tags include the bare aliases (``3.14``, ``3``, ``latest``).
+BARE_TAGS_FLAVOR = "windowsservercore"
 
 
 def line_aliases(line: PythonLine, lines: Sequence[PythonLine]) -> list[str]:
@@ -89,7 +103,7 @@ def build_matrix(versions: VersionsFile) -> list[Build]:
                     tags=tuple(_suffixed(a, variant.suffix) for a in aliases),
                     shared_tags=(
                         *(_suffixed(a, variant.flavor) for a in aliases),
-                        *aliases,
+                        *(aliases if variant.flavor == BARE_TAGS_FLAVOR else ()),
                     ),
                 )
             )

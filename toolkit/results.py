@@ -40,7 +40,7 @@ class CheckResult:
     duration: float
     argv: tuple[str, ...]
     output: str
-    message: str | None = None
+    message: str | None = None  # why it failed; for a pass, what it found (if worth saying)
 
     def record(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,5 @@
-"""What upstream publishes, read: python.org's directory index, PyPI's JSON, GitHub's commits.
+"""What upstream publishes, read: python.org's directory index and the Sigstore bundles beside
+its installers, PyPI's JSON, GitHub's commits.
 
 Pure functions over the documents (no fetching here): which Python versions a line may take
 (a version counts only once its Windows installer is listed; a ``-rc`` line takes pre-releases),
@@ -7,6 +8,8 @@ which pip admits a Python, which get-pip paths to try at a commit. ``toolkit.bum
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -291,3 +294,50 @@ def newest_commit(document: Any, *, source: str) -> str:
 def get_pip_paths(line: LineName) -> list[str]:
     """Where get-pip.py for ``line`` may live in pypa/get-pip, in the order they are tried."""
     return [f"public/{line.major_minor}/get-pip.py", "public/get-pip.py", "get-pip.py"]
+
+
+# --- Sigstore bundles ------------------------------------------------------------------------
+
+
+def sigstore_digest(bundle: Any, *, source: str) -> str:
+    """The sha256 (hex) a Sigstore bundle signs: ``messageSignature.messageDigest``.
+
+    python.org's bundles carry ``{"algorithm": "SHA2_256", "digest": "<base64 of 32 bytes>"}``.
+    """
+    signature = bundle.get("messageSignature") if isinstance(bundle, dict) else None
+    digest = signature.get("messageDigest") if isinstance(signature, dict) else None
+    if not isinstance(digest, dict):
+        raise SourceError(
+            f"{source}: no messageSignature.messageDigest in the Sigstore bundle",
+            hint="is this python.org's <installer>.sigstore?",
+        )
+    algorithm, value = digest.get("algorithm"), digest.get("digest")
+    if algorithm != "SHA2_256":
+        raise SourceError(
+            f"{source}: the bundle's digest is {algorithm!r}, not SHA2_256",
+            hint="compare the installer's sha256 by hand",
+        )
+    try:
+        raw = base64.b64decode(value if isinstance(value, str) else "", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise SourceError(
+            f"{source}: the bundle's SHA2_256 digest is not 32 bytes of base64",
+            hint="is this python.org's <installer>.sigstore?",
+        )
+    return raw.hex()
+
+
+def confirm_sha256(sha256: str, bundle: Any, *, installer: str, source: str) -> None:
+    """SourceError unless the Sigstore ``bundle`` (read from ``source``) signs ``sha256``, the
+    downloaded ``installer``'s: two independent channels must agree. Only the digest is read, as
+    the official images do; the signature is not verified (that needs Sigstore's trust root)."""
+    signed = sigstore_digest(bundle, source=source)
+    if signed != sha256:
+        raise SourceError(
+            f"{installer}: the downloaded file's sha256 is {sha256}, but the Sigstore bundle "
+            f"{source} says {signed}; nothing written",
+            hint="the download or the mirror is corrupt or tampered with: do not use it; "
+            "try again, or from www.python.org",
+        )

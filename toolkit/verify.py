@@ -1,12 +1,19 @@
-"""Checks of a built image, each in its own throwaway container (exec form: no shell between).
+"""Checks of a built image, each in its own throwaway container.
 
-The checks are those of the official images, adapted for Windows: the interpreter's and pip's
-versions equal the pinned ones, the compression modules round-trip, sqlite3 works in memory,
-deep recursion in a thread does not crash, an overridden command's output comes back intact,
-and (opt-in, needs the network) ``pip install`` of a small package.
+The checks are those of the official images, adapted for Windows: the interpreter's version
+equals the pinned one; pip runs under this Python (and is the pinned version, for a line that pins
+it); the compression modules round-trip (``compression.zstd`` too from 3.14); sqlite3 works in
+memory; deep recursion in a thread does not crash; setuptools and wheel are absent from 3.12 on
+(the official images' rule: neither ensurepip nor get-pip installs them there any more); an
+overridden command's output comes back intact; and (opt-in, needs the network) ``pip install``
+of a small package.
 
-Every command is an argv list run without a shell, so it means the same on a Windows image and a
-Linux stand-in. The one command that is platform-specific (the overridden command) comes from
+Every command is an argv list run in exec form, so it means the same on a Windows image and a
+Linux stand-in. On a nanoserver image each command (but the override check, which is already a
+``cmd`` command line) runs as ``cmd /S /C <command>``: cmd is Nano Server's only shell, the
+way its users run Python, and it sees the PATH the Dockerfile set with ``setx``. So the Python
+programs are one line each, free of the characters cmd would interpret (``" % ^ & | < > !``).
+The one command that is platform-specific (the overridden command) comes from
 ``OVERRIDE_COMMANDS`` keyed by the engine's ``OSType``: ``cmd /Q /S /C echo`` on Windows (what
 the official images test), ``echo`` (busybox applet) on the Linux stand-ins the test suite uses.
 Containers are removed whatever happens, also on timeout.
@@ -34,7 +41,7 @@ from toolkit.errors import (
 )
 from toolkit.hosts import HostSelection
 from toolkit.imagenames import check_repository
-from toolkit.matrix import select_builds
+from toolkit.matrix import Build, select_builds
 from toolkit.preflight import ClientSource, Target, plan_targets
 from toolkit.results import CheckResult, VerifyResult
 from toolkit.runner import run_targets
@@ -44,40 +51,55 @@ OVERRIDE_COMMANDS: Mapping[str, tuple[str, ...]] = {
     "windows": ("cmd", "/Q", "/S", "/C", "echo", OVERRIDE_TOKEN),
     "linux": ("echo", OVERRIDE_TOKEN),
 }
+# How each check's command runs, by image flavor: Nano Server's through its shell (see above).
+FLAVOR_PREFIXES: Mapping[str, tuple[str, ...]] = {
+    "windowsservercore": (),
+    "nanoserver": ("cmd", "/S", "/C"),
+}
+# Characters cmd.exe would interpret in a command line, even inside quotes (% and !) or outside.
+CMD_SPECIAL = frozenset('"%^&|<>!')
 
-_COMPRESSION = (
-    "import bz2, lzma, zlib\n"
-    "data = bytes(range(256)) * 512\n"
-    "for name, mod in (('bz2', bz2), ('lzma', lzma), ('zlib', zlib)):\n"
-    "    packed = mod.compress(data)\n"
-    "    assert mod.decompress(packed) == data, name\n"
-    "    assert len(packed) < len(data), name\n"
-    "print('bz2 zlib lzma ok')\n"
-)
+
+def _compression(modules: Sequence[str]) -> str:
+    """A one-line program: each module round-trips 128 KiB and compresses it."""
+    imports = "; ".join(
+        "from compression import zstd" if m == "zstd" else f"import {m}" for m in modules
+    )
+    table = ", ".join(f"{m}={m}" for m in modules)
+    return (
+        f"{imports}; data = bytes(range(256)) * 512; mods = dict({table}); "
+        "bad = [n for n, m in mods.items() if not m.decompress(m.compress(data)) == data "
+        "or len(m.compress(data)) not in range(len(data))]; "
+        "assert not bad, bad; print(' '.join(mods), 'ok')"
+    )
+
+
 _SQLITE = (
-    "import sqlite3\n"
-    "db = sqlite3.connect(':memory:')\n"
-    "db.execute('create table t (k integer primary key, v text)')\n"
-    "db.executemany('insert into t (v) values (?)', [('a',), ('b',), ('c',)])\n"
-    "rows = db.execute('select k, v from t order by k').fetchall()\n"
-    "assert rows == [(1, 'a'), (2, 'b'), (3, 'c')], rows\n"
-    "print('sqlite', sqlite3.sqlite_version, 'ok')\n"
+    "import sqlite3; db = sqlite3.connect(':memory:'); "
+    "db.execute('create table t (k integer primary key, v text)'); "
+    "db.executemany('insert into t (v) values (?)', [('a',), ('b',), ('c',)]); "
+    "rows = db.execute('select k, v from t order by k').fetchall(); "
+    "assert rows == [(1, 'a'), (2, 'b'), (3, 'c')], rows; "
+    "print('sqlite', sqlite3.sqlite_version, 'ok')"
 )
 # Recursion close to the default limit in a non-main thread: crashes where the thread stack is
 # smaller than the interpreter assumes.
 _STACK = (
-    "import sys, threading\n"
-    "depth = sys.getrecursionlimit() - 50\n"
-    "def down(n):\n"
-    "    return 0 if n == 0 else 1 + down(n - 1)\n"
-    "out = []\n"
-    "t = threading.Thread(target=lambda: out.append(down(depth)))\n"
-    "t.start(); t.join()\n"
-    "assert out == [depth], out\n"
-    "print('recursion depth', depth, 'in a thread ok')\n"
+    "import sys, threading; depth = sys.getrecursionlimit() - 50; "
+    "down = lambda n: 0 if n == 0 else 1 + down(n - 1); out = []; "
+    "t = threading.Thread(target=lambda: out.append(down(depth))); t.start(); t.join(); "
+    "assert out == [depth], out; print('recursion depth', depth, 'in a thread ok')"
+)
+_NO_SETUPTOOLS = (
+    "import importlib.util as u; "
+    "found = [m for m in ('setuptools', 'wheel') if u.find_spec(m)]; "
+    "assert not found, 'installed: ' + ', '.join(found); print('setuptools and wheel absent')"
 )
 
-PIP_RE = re.compile(r"^pip (?P<version>\S+) from ")
+PIP_RE = re.compile(
+    r"^pip (?P<version>\S+) from (?P<where>.+) \(python (?P<python>[0-9]+\.[0-9]+)\)\Z"
+)
+VERSION_RE = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.")
 # Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -90,6 +112,8 @@ class Check:
     argv: tuple[str, ...]
     judge: Callable[[int, str], str | None]  # returns a failure message, or None
     network: bool = False
+    # What a passing check found, worth saying (pip-version without a pin: the pip version).
+    report: Callable[[str], str | None] | None = None
 
 
 def _exit_zero(code: int, output: str) -> str | None:
@@ -108,47 +132,92 @@ def _equals(expected: str, what: str) -> Callable[[int, str], str | None]:
     return judge
 
 
-def _pip_judge(expected: str) -> Callable[[int, str], str | None]:
+def _pip_judge(expected: str | None, python: str | None) -> Callable[[int, str], str | None]:
+    """``pip --version``: pip runs under ``python`` (X.Y); and is ``expected``, when pinned."""
+
     def judge(code: int, output: str) -> str | None:
         if code != 0:
             return f"exited {code}"
         match = PIP_RE.match(output.strip())
         if match is None:
-            return f"pip --version printed {output.strip()!r}, not 'pip <version> from ...'"
-        if match["version"] != expected:
+            return f"pip --version printed {output.strip()!r}, not 'pip <version> from ... (python X.Y)'"
+        if expected is not None and match["version"] != expected:
             return f"pip version: expected {expected} (PYTHON_PIP_VERSION), got {match['version']}"
+        if python is not None and match["python"] != python:
+            return f"pip {match['version']} runs under Python {match['python']}, not {python}"
         return None
 
     return judge
 
 
+def _pip_report(output: str) -> str | None:
+    match = PIP_RE.match(output.strip())
+    return f"pip {match['version']} (python {match['python']})" if match else None
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    match = VERSION_RE.match(version)
+    return (int(match["major"]), int(match["minor"])) if match else None
+
+
 def checks_for(
-    python_version: str, pip_version: str, os_type: str, *, network: bool = False
+    python_version: str,
+    pip_version: str | None,
+    os_type: str,
+    *,
+    network: bool = False,
+    flavor: str = "windowsservercore",
 ) -> list[Check]:
-    """The checks for an image that should carry ``python_version`` and ``pip_version``."""
+    """The checks for an image of ``flavor`` that should carry ``python_version`` and, when
+    pinned, ``pip_version`` (None: pip came with the installer, any version)."""
     override = OVERRIDE_COMMANDS.get(os_type)
     if override is None:
         raise ConfigError(
             f"no override-cmd check for engine OSType {os_type!r}",
             hint=f"known: {', '.join(OVERRIDE_COMMANDS)}",
         )
+    prefix = FLAVOR_PREFIXES.get(flavor)
+    if prefix is None:
+        raise ConfigError(
+            f"no checks for image flavor {flavor!r}", hint=f"known: {', '.join(FLAVOR_PREFIXES)}"
+        )
+    line = _major_minor(python_version)
+    modules = ["bz2", "lzma", "zlib", *(["zstd"] if line is not None and line >= (3, 14) else [])]
     found = [
         Check(
             name="python-version",
-            argv=("python", "--version"),
+            argv=(*prefix, "python", "--version"),
             judge=_equals(f"Python {python_version}", "python --version (PYTHON_VERSION)"),
         ),
-        Check(name="pip-version", argv=("pip", "--version"), judge=_pip_judge(pip_version)),
-        Check(name="python-imports", argv=("python", "-c", _COMPRESSION), judge=_exit_zero),
-        Check(name="python-sqlite3", argv=("python", "-c", _SQLITE), judge=_exit_zero),
-        Check(name="python-stack-size", argv=("python", "-c", _STACK), judge=_exit_zero),
-        Check(name="override-cmd", argv=override, judge=_equals(OVERRIDE_TOKEN, "output")),
+        Check(
+            name="pip-version",
+            argv=(*prefix, "pip", "--version"),
+            judge=_pip_judge(pip_version, f"{line[0]}.{line[1]}" if line else None),
+            report=_pip_report if pip_version is None else None,
+        ),
+        Check(
+            name="python-imports",
+            argv=(*prefix, "python", "-c", _compression(modules)),
+            judge=_exit_zero,
+        ),
+        Check(name="python-sqlite3", argv=(*prefix, "python", "-c", _SQLITE), judge=_exit_zero),
+        Check(name="python-stack-size", argv=(*prefix, "python", "-c", _STACK), judge=_exit_zero),
     ]
+    if line is not None and line >= (3, 12):
+        found.append(
+            Check(
+                name="no-setuptools-wheel",
+                argv=(*prefix, "python", "-c", _NO_SETUPTOOLS),
+                judge=_exit_zero,
+            )
+        )
+    found.append(Check(name="override-cmd", argv=override, judge=_equals(OVERRIDE_TOKEN, "output")))
     if network:
         found.append(
             Check(
                 name="pip-install",
                 argv=(
+                    *prefix,
                     "pip",
                     "install",
                     "--no-cache-dir",
@@ -161,6 +230,17 @@ def checks_for(
             )
         )
     return found
+
+
+def build_checks(build: Build, os_type: str, *, network: bool = False) -> list[Check]:
+    """The checks of one target of the matrix, on an engine of ``os_type``."""
+    return checks_for(
+        build.line.version,
+        build.line.pip_version,
+        os_type,
+        network=network,
+        flavor=build.variant.flavor,
+    )
 
 
 def run_check(
@@ -193,20 +273,33 @@ def run_check(
         code = int(status.get("StatusCode", -1))
         output = api.logs(container, stdout=True, stderr=True).decode("utf-8", "replace")
         message = check.judge(code, output)
+        if message is None and check.report is not None:
+            return _result(check, image, start, output, None, check.report(output))
     except Exception as exc:
         message = _check_error(exc, timeout)
     finally:
         if container is not None:
             with contextlib.suppress(Exception):
                 api.remove_container(container, force=True)
+    return _result(check, image, start, output, message)
+
+
+def _result(
+    check: Check,
+    image: str,
+    start: float,
+    output: str,
+    failure: str | None,
+    report: str | None = None,
+) -> CheckResult:
     return CheckResult(
         name=check.name,
         image=image,
-        passed=message is None,
+        passed=failure is None,
         duration=time.monotonic() - start,
         argv=check.argv,
         output=output,
-        message=message,
+        message=failure if failure is not None else report,
     )
 
 
@@ -288,8 +381,7 @@ def _xml(text: str) -> str:
 def verify_build(
     client: Any,
     image: str,
-    python_version: str,
-    pip_version: str,
+    build: Build,
     os_type: str,
     *,
     isolation: str | None = None,
@@ -298,7 +390,7 @@ def verify_build(
     stop: Callable[[], bool] | None = None,
 ) -> list[CheckResult]:
     """All checks of one target's image (``image`` is one of its tags)."""
-    checks = checks_for(python_version, pip_version, os_type, network=network)
+    checks = build_checks(build, os_type, network=network)
     return verify_image(client, image, checks, isolation=isolation, timeout=timeout, stop=stop)
 
 
@@ -367,12 +459,10 @@ class VerifyWork:
         return job.host
 
     def run(self, job: Target, canceller: Canceller, interrupt: threading.Event) -> VerifyResult:
-        line = job.build.line
         checks = verify_build(
             job.client,
             f"{self._request.repo}:{job.build.tags[0]}",
-            line.version,
-            line.pip_version,
+            job.build,
             job.os_type,
             isolation=job.isolation,
             network=self._request.network,

@@ -15,7 +15,13 @@ from typing import Any
 
 from toolkit.errors import ConfigError
 from toolkit.suggest import did_you_mean
-from toolkit.windows import WindowsRelease, find_release, releases, suggest_release
+from toolkit.windows import (
+    WindowsRelease,
+    find_release,
+    flavor_releases,
+    releases,
+    suggest_release,
+)
 
 # Every pattern here is matched whole (``\Z``, not ``$``: ``$`` also matches before a final
 # newline, and "3.8-rc\n" would pass as a line name). A number has no leading zero and at most
@@ -38,13 +44,12 @@ GET_PIP_URL_RE = re.compile(
     r"https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
     r"(?P<path>get-pip\.py|public/get-pip\.py|public/[0-9]+\.[0-9]+/get-pip\.py)\Z"
 )
-VARIANT_RE = re.compile(
-    r"(?P<os>windows)/(?P<flavor>windowsservercore)-(?P<release>[A-Za-z0-9.]+)\Z"
-)
-FLAVORS = ("windowsservercore",)
+VARIANT_RE = re.compile(r"(?P<os>windows)/(?P<flavor>[a-z]+)-(?P<release>[A-Za-z0-9.]+)\Z")
+FLAVORS = ("windowsservercore", "nanoserver")
 
-LINE_KEYS = ("version", "pip", "get-pip", "variants", "checksums")
-REQUIRED_LINE_KEYS = ("version", "pip", "get-pip", "variants")
+EXIT_CODE_KEY = "check-installer-exit-code"
+LINE_KEYS = ("version", "pip", "get-pip", EXIT_CODE_KEY, "variants", "checksums")
+REQUIRED_LINE_KEYS = ("version", "variants")
 PIP_KEYS = ("version",)
 GET_PIP_KEYS = ("url", "sha256")
 CHECKSUM_KEYS = ("windows",)
@@ -78,7 +83,11 @@ class LineName:
 
 @dataclass(frozen=True, kw_only=True)
 class Variant:
-    """``windows/windowsservercore-1809``: an OS folder, an image flavor and a Windows release."""
+    """``windows/windowsservercore-1809``: an OS folder, an image flavor and a Windows release.
+
+    A ``nanoserver`` variant installs Python on the release's Server Core image and copies it
+    into the release's Nano Server image (a multi-stage build).
+    """
 
     os: str
     flavor: str
@@ -92,18 +101,55 @@ class Variant:
     def suffix(self) -> str:
         return f"{self.flavor}-{self.release.key}"
 
+    @property
+    def base_image(self) -> str:
+        """The image the built image ends on (validated to exist when loaded)."""
+        image = self.release.image(self.flavor)
+        assert image is not None, self.name
+        return image
+
+    @property
+    def installer_image(self) -> str:
+        """The image Python's installer runs on: Server Core (Nano Server cannot run an MSI)."""
+        return self.release.base_image
+
+    @property
+    def base_images(self) -> tuple[str, ...]:
+        """Every image the Dockerfile starts FROM, in order."""
+        if self.base_image == self.installer_image:
+            return (self.base_image,)
+        return (self.installer_image, self.base_image)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PythonLine:
-    """One entry of versions.json (``3.8-rc``)."""
+    """One entry of versions.json (``3.8-rc``).
+
+    Two recipes, chosen by the data: a line with ``pip`` and ``get-pip`` (the published images of
+    2019) installs Python without pip and then the pinned pip with the pinned get-pip.py; a line
+    without them (the published images of 2026) takes pip from the installer, checks the
+    installer's sha256 and its exit code. ``check_installer_exit_code`` is always True for the
+    second; for the first it is the ``check-installer-exit-code`` field (default False).
+    """
 
     name: str
     version: str
-    pip_version: str
-    get_pip_url: str
-    get_pip_sha256: str
     variants: tuple[Variant, ...]
+    pip_version: str | None = None
+    get_pip_url: str | None = None
+    get_pip_sha256: str | None = None
     windows_sha256: str | None = None
+    check_installer_exit_code: bool = False
+
+    @property
+    def pip_from_installer(self) -> bool:
+        """True when pip comes with the installer (``Include_pip=1``): no get-pip, no pin."""
+        return self.get_pip_url is None
+
+    @property
+    def recipe(self) -> str:
+        """``installer`` (pip from the installer, 2026) or ``get-pip`` (pinned get-pip, 2019)."""
+        return "installer" if self.pip_from_installer else "get-pip"
 
     @property
     def is_rc(self) -> bool:
@@ -298,6 +344,83 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
             f"rename the line to {major}.{minor}-rc or use a final version",
         )
 
+    pip_version, url, sha = _get_pip(check, name, entry)
+
+    windows_sha: str | None = None
+    if "checksums" in entry:
+        checksums = check.obj(entry["checksums"], (name, "checksums"))
+        check.keys(checksums, (name, "checksums"), CHECKSUM_KEYS, CHECKSUM_KEYS)
+        win = check.obj(checksums["windows"], (name, "checksums", "windows"))
+        where_w = (name, "checksums", "windows")
+        check.keys(win, where_w, CHECKSUM_WINDOWS_KEYS, CHECKSUM_WINDOWS_KEYS)
+        windows_sha = _sha256(check, win["sha256"], (*where_w, "sha256"))
+    elif url is None:
+        raise check.fail(
+            where,
+            "missing key 'checksums': a line without get-pip checks the installer's sha256",
+            'add "checksums": {"windows": {"sha256": "<sha256 of python-'
+            f'{version}-amd64.exe>"}}}}, or start the line with toolkit bump --add {name}',
+        )
+
+    exit_code = url is None
+    if EXIT_CODE_KEY in entry:
+        value = entry[EXIT_CODE_KEY]
+        if not isinstance(value, bool):
+            raise check.fail(
+                (name, EXIT_CODE_KEY),
+                f"expected true or false, got {_type_name(value)}",
+                "write true or false",
+            )
+        if url is None and not value:
+            raise check.fail(
+                (name, EXIT_CODE_KEY),
+                "a line without get-pip always checks the installer's exit code",
+                f"drop {EXIT_CODE_KEY!r}, or pin pip with get-pip",
+            )
+        exit_code = value
+
+    raw_variants = entry["variants"]
+    if not isinstance(raw_variants, list) or not raw_variants:
+        raise check.fail(
+            (name, "variants"),
+            "expected a non-empty array of variants",
+            'e.g. ["windows/windowsservercore-1809"]',
+        )
+    variants: list[Variant] = []
+    for i, raw in enumerate(raw_variants):
+        variant = _variant(check, raw, (name, "variants", i))
+        if any(v.name == variant.name for v in variants):
+            raise check.fail((name, "variants", i), f"{variant.name} is listed twice", "drop one")
+        variants.append(variant)
+
+    return PythonLine(
+        name=name,
+        version=version,
+        pip_version=pip_version,
+        get_pip_url=url,
+        get_pip_sha256=sha,
+        variants=tuple(variants),
+        windows_sha256=windows_sha,
+        check_installer_exit_code=exit_code,
+    )
+
+
+def _get_pip(
+    check: _Checker, name: str, entry: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """(pip version, get-pip URL, get-pip sha256): all three, or all None (pip from the
+    installer). ``pip`` without ``get-pip`` or the reverse is an error."""
+    if "pip" not in entry and "get-pip" not in entry:
+        return None, None, None
+    for have, missing in (("pip", "get-pip"), ("get-pip", "pip")):
+        if missing not in entry:
+            raise check.fail(
+                (name,),
+                f"{have!r} without {missing!r}: get-pip installs the pinned pip, so they go "
+                "together",
+                f"add {json.dumps(missing)}: ..., or drop {json.dumps(have)} to take pip from "
+                "the installer",
+            )
     pip = check.obj(entry["pip"], (name, "pip"))
     check.keys(pip, (name, "pip"), PIP_KEYS, PIP_KEYS)
     pip_version = check.string(pip["version"], (name, "pip", "version"))
@@ -323,40 +446,7 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
             f"{_shown(url, 200)} is not pinned to a pypa/get-pip commit",
             "use https://github.com/pypa/get-pip/raw/<40-hex commit>/get-pip.py (or run toolkit bump)",
         )
-    sha = _sha256(check, get_pip["sha256"], (name, "get-pip", "sha256"))
-
-    windows_sha: str | None = None
-    if "checksums" in entry:
-        checksums = check.obj(entry["checksums"], (name, "checksums"))
-        check.keys(checksums, (name, "checksums"), CHECKSUM_KEYS, CHECKSUM_KEYS)
-        win = check.obj(checksums["windows"], (name, "checksums", "windows"))
-        where_w = (name, "checksums", "windows")
-        check.keys(win, where_w, CHECKSUM_WINDOWS_KEYS, CHECKSUM_WINDOWS_KEYS)
-        windows_sha = _sha256(check, win["sha256"], (*where_w, "sha256"))
-
-    raw_variants = entry["variants"]
-    if not isinstance(raw_variants, list) or not raw_variants:
-        raise check.fail(
-            (name, "variants"),
-            "expected a non-empty array of variants",
-            'e.g. ["windows/windowsservercore-1809"]',
-        )
-    variants: list[Variant] = []
-    for i, raw in enumerate(raw_variants):
-        variant = _variant(check, raw, (name, "variants", i))
-        if any(v.name == variant.name for v in variants):
-            raise check.fail((name, "variants", i), f"{variant.name} is listed twice", "drop one")
-        variants.append(variant)
-
-    return PythonLine(
-        name=name,
-        version=version,
-        pip_version=pip_version,
-        get_pip_url=url,
-        get_pip_sha256=sha,
-        variants=tuple(variants),
-        windows_sha256=windows_sha,
-    )
+    return pip_version, url, _sha256(check, get_pip["sha256"], (name, "get-pip", "sha256"))
 
 
 def _sha256(check: _Checker, value: object, where: tuple[str | int, ...]) -> str:
@@ -376,19 +466,31 @@ def _variant(check: _Checker, raw: object, where: tuple[str | int, ...]) -> Vari
     match = VARIANT_RE.match(text)
     if match is None:
         raise check.fail(
-            where, f"{_shown(text)} is not a variant", "use windows/windowsservercore-<release>"
+            where,
+            f"{_shown(text)} is not a variant",
+            "use windows/windowsservercore-<release> or windows/nanoserver-<release>",
+        )
+    flavor = match["flavor"]
+    if flavor not in FLAVORS:
+        raise check.fail(
+            where,
+            f"unknown image flavor {flavor!r}",
+            did_you_mean(flavor, FLAVORS, listing="flavors"),
         )
     key = match["release"]
     release = releases().get(key)
     if release is None:
         alias = find_release(key)
-        hint = (
-            f"write windows/{match['flavor']}-{alias.key}"
-            if alias is not None
-            else suggest_release(key)
-        )
+        hint = f"write windows/{flavor}-{alias.key}" if alias is not None else suggest_release(key)
         raise check.fail(where, f"unknown Windows release {key!r}", hint)
-    return Variant(os=match["os"], flavor=match["flavor"], release=release)
+    if release.image(flavor) is None:
+        having = ", ".join(r.key for r in flavor_releases(flavor))
+        raise check.fail(
+            where,
+            f"no {flavor} base image for Windows release {key!r}",
+            f"{flavor} is built for: {having}",
+        )
+    return Variant(os=match["os"], flavor=flavor, release=release)
 
 
 def dump_versions(data: Mapping[str, Any]) -> str:

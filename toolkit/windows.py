@@ -1,4 +1,8 @@
-"""The table of Windows Server Core releases (data in resources/windows-releases.toml)."""
+"""The table of Windows releases and their base images (data in resources/windows-releases.toml).
+
+Each release has a Server Core image; 1809 and later also a Nano Server image. The flavor of a
+variant (``windowsservercore``, ``nanoserver``) picks which one a build ends on.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,11 @@ from toolkit.suggest import did_you_mean
 
 @dataclass(frozen=True, kw_only=True)
 class WindowsRelease:
-    """One Server Core release: ``key`` is the tag used in variant names (``1809``)."""
+    """One Windows release: ``key`` is the tag used in variant names (``1809``).
+
+    ``base_image`` is its Server Core image; ``nanoserver_image`` its Nano Server image, or None
+    when the toolkit builds no Nano Server variant for it.
+    """
 
     key: str
     version: str
@@ -20,10 +28,19 @@ class WindowsRelease:
     base_image: str
     aliases: tuple[str, ...]
     runner: str
+    nanoserver_image: str | None = None
 
     @property
     def base_tag(self) -> str:
         return self.base_image.rpartition(":")[2]
+
+    def image(self, flavor: str) -> str | None:
+        """The base image of ``flavor`` (``windowsservercore``, ``nanoserver``), or None."""
+        if flavor == "windowsservercore":
+            return self.base_image
+        if flavor == "nanoserver":
+            return self.nanoserver_image
+        return None
 
 
 @cache
@@ -39,6 +56,7 @@ def releases() -> dict[str, WindowsRelease]:
             base_image=str(row["base_image"]),
             aliases=tuple(str(a) for a in row.get("aliases", [])),
             runner=str(row.get("runner", "")),
+            nanoserver_image=str(row["nanoserver_image"]) if "nanoserver_image" in row else None,
         )
         for key, row in table.items()
     ]
@@ -67,3 +85,8 @@ def suggest_release(name: str) -> str:
     """A hint naming the closest known release(s)."""
     names = [*releases(), *(a for r in releases().values() for a in r.aliases)]
     return did_you_mean(name, names, listing="known releases", listed=releases())
+
+
+def flavor_releases(flavor: str) -> list[WindowsRelease]:
+    """The releases that have a base image of ``flavor``, in ascending build order."""
+    return [r for r in releases().values() if r.image(flavor) is not None]

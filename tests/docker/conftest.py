@@ -14,7 +14,8 @@ returns to its own namespace and the namespace is deleted.
 Fixtures:
     engines                -> dict[str, Engine]: "ltsc2016", "1803", "1809" (1809 also over TLS),
                               each with the stand-ins mcr.microsoft.com/windows/servercore:
-                              {ltsc2016,1803,1809} (session)
+                              {ltsc2016,1803,1809,ltsc2022,ltsc2025} and .../nanoserver:
+                              {1809,ltsc2022,ltsc2025} (session)
     engine_factory         -> (name, release) -> Engine: a disposable extra engine with the
                               stand-ins, stopped after the test (for tests that kill one)
     standin_python_version -> "3.11.7": the Python inside the stand-ins
@@ -24,9 +25,13 @@ Fixtures:
     tls_material           -> (server, client) TLSPaths of the TLS engine
 
 The stand-ins (engines.py): /bin/busybox with its applets, this interpreter as ``python`` and
-``pip`` on PATH, ``powershell`` (appends its argv as one JSON line to /powershell.log; exits 1
-when the script contains ``TOOLKIT_STANDIN_FAIL``; sleeps N s on ``TOOLKIT_STANDIN_SLEEP=N``)
-and ``cmd`` (``cmd /Q /S /C echo hi`` prints ``hi``); ``ENV TOOLKIT_STANDIN_RELEASE=<tag>``.
+``pip`` on PATH (installed at ``/C:\\Python``, where the Windows installer puts it),
+``powershell`` (appends its argv as one JSON line to /powershell.log; exits 1 when the script
+contains ``TOOLKIT_STANDIN_FAIL``; sleeps N s on ``TOOLKIT_STANDIN_SLEEP=N``) and ``cmd``
+(``cmd /Q /S /C echo hi`` prints ``hi``); ``ENV TOOLKIT_STANDIN_RELEASE=<tag>``. The Nano Server
+stand-ins have no Python and no powershell; ``cmd``, ``setx`` (logs to /setx.log), the users
+ContainerAdministrator and ContainerUser (default), and ``python``/``pip`` that run what a
+build copies to ``/C:\\Python``.
 While the namespace is in use, ``TOOLKIT_TEST_NETNS`` names it (tests/windows skip then).
 """
 
@@ -124,6 +129,12 @@ def _standin_tar(_engines_root: Path, pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
+def _nanoserver_tar(_engines_root: Path, pytestconfig: pytest.Config) -> Path:
+    with eng.timed(pytestconfig.stash[_timings_key], "nanoserver stand-in rootfs tar"):
+        return eng.nanoserver_rootfs(_engines_root / "standin-nanoserver-rootfs.tar")
+
+
+@pytest.fixture(scope="session")
 def tls_material(_engines_root: Path) -> tuple[eng.TLSPaths, eng.TLSPaths]:
     """(server, client) certificates of the TLS engine, made with openssl."""
     return eng.make_tls_pair(_engines_root / "certs")
@@ -141,6 +152,7 @@ def engines(
     _netns: eng.Netns,
     _engines_root: Path,
     _standin_tar: Path,
+    _nanoserver_tar: Path,
     tls_material: tuple[eng.TLSPaths, eng.TLSPaths],
     pytestconfig: pytest.Config,
 ) -> Iterator[dict[str, eng.Engine]]:
@@ -159,19 +171,19 @@ def engines(
                     tls_server=server if tls else None,
                     tls_client=client if tls else None,
                 )
-        with eng.timed(timings, "stand-ins load (3 engines x 3 tags, parallel)"):
-            _load_all(list(started.values()), _standin_tar)
+        with eng.timed(timings, "stand-ins load (3 engines x 8 images, parallel)"):
+            _load_all(list(started.values()), _standin_tar, _nanoserver_tar)
         yield started
     finally:
         for engine in started.values():
             eng.stop_engine(engine, _netns)
 
 
-def _load_all(targets: list[eng.Engine], tar: Path) -> None:
+def _load_all(targets: list[eng.Engine], tar: Path, nanoserver: Path) -> None:
     def load(engine: eng.Engine) -> None:
         client = engine.client()
         try:
-            eng.load_standins(client, tar, RELEASES)
+            eng.load_standins(client, tar, eng.SERVERCORE_TAGS, nanoserver, eng.NANOSERVER_TAGS)
         finally:
             client.close()
 
@@ -182,7 +194,7 @@ def _load_all(targets: list[eng.Engine], tar: Path) -> None:
 
 @pytest.fixture
 def engine_factory(
-    _netns: eng.Netns, _engines_root: Path, _standin_tar: Path
+    _netns: eng.Netns, _engines_root: Path, _standin_tar: Path, _nanoserver_tar: Path
 ) -> Iterator[Callable[[str, str], eng.Engine]]:
     """Start disposable engines (stand-ins loaded); all are stopped when the test ends."""
     made: list[eng.Engine] = []
@@ -191,7 +203,7 @@ def engine_factory(
         root = Path(tempfile.mkdtemp(prefix="x", dir=_engines_root))
         engine = eng.start_engine(name=name, release=release, root=root, netns=_netns)
         made.append(engine)
-        _load_all([engine], _standin_tar)
+        _load_all([engine], _standin_tar, _nanoserver_tar)
         return engine
 
     yield make

@@ -18,8 +18,16 @@ the only thread. Every thread and subprocess started afterwards (the driver's wo
 run can reach anything but loopback.
 
 The Windows base images are replaced by Linux stand-ins tagged
-``mcr.microsoft.com/windows/servercore:<tag>`` (see :func:`standin_rootfs` and :func:`load_standins`), built locally
-from a local root filesystem tar and never pulled.
+``mcr.microsoft.com/windows/servercore:<tag>`` and ``mcr.microsoft.com/windows/nanoserver:<tag>``
+(see :func:`standin_rootfs`, :func:`nanoserver_rootfs` and :func:`load_standins`), built locally
+from local root filesystem tars and never pulled.
+
+The Server Core stand-in has Python "installed" where the real installer puts it, ``C:\\Python``:
+on Linux that is a directory named ``C:\\Python`` at the root (``/python`` links to it, for PATH,
+whose separator is ``:``). So the rendered nanoserver Dockerfile's ``COPY --from=installer
+C:\\\\Python C:\\\\Python`` runs unchanged on a Linux engine: a relative path, resolved against
+the root of the installer stage and of the Nano Server stage. The Nano Server stand-in has no
+Python and no ``powershell``; its ``python`` and ``pip`` run what that COPY brought, or fail.
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ MNT_DETACH = 2
 TLS_ADDRESS = "127.0.0.1:2376"
 REGISTRY_ADDRESS = "127.0.0.1:5000"
 STANDIN_REPOSITORY = "mcr.microsoft.com/windows/servercore"
+NANOSERVER_REPOSITORY = "mcr.microsoft.com/windows/nanoserver"
+SERVERCORE_TAGS = ("ltsc2016", "1803", "1809", "ltsc2022", "ltsc2025")
+NANOSERVER_TAGS = ("1809", "ltsc2022", "ltsc2025")
 API_VERSION = "1.41"  # Debian's dockerd 20.10
 
 # The stand-in `powershell` fails (exit 1) when its script contains FAIL_MARKER, and sleeps
@@ -550,7 +561,11 @@ def stop_registry(registry: Registry) -> None:
 # --- stand-in base images --------------------------------------------------------------------
 
 PREFIX = "/python"
+# Where the Windows installer puts Python (TargetDir=C:\Python), as a Linux path: relative to /.
+INSTALL_DIR = "C:\\Python"
 STANDIN_PATH = f"{PREFIX}/bin:/standin/bin:/bin"
+NANOSERVER_PATH = "/standin/bin:/bin"
+SETX_LOG = "/setx.log"
 
 _SKIPPED_STDLIB = {
     "test",
@@ -581,24 +596,52 @@ if {FAIL_MARKER!r} in script:
     sys.exit(1)
 """
 
-CMD = f"""#!{PREFIX}/bin/python3
-# cmd stand-in for the toolkit's tests: `cmd /Q /S /C <command>` drops the switches and runs
-# <command> with busybox sh, so `cmd /Q /S /C echo hello` prints "hello" as cmd.exe does.
-import os, sys
-args = sys.argv[1:]
-while args and args[0].startswith("/") and len(args[0]) == 2:
-    args.pop(0)
-os.execv("/bin/sh", ["sh", "-c", " ".join(args)])
+CMD = """#!/bin/sh
+# cmd stand-in for the toolkit's tests (busybox sh; no Python needed, so Nano Server's stand-in
+# has it too). `cmd /Q /S /C <command>` drops the switches. One argument left is a command line
+# (a RUN under SHELL ["cmd", "/S", "/C"]): busybox sh runs it. Several are an argv that Windows
+# would have joined into one command line for cmd to run (exec form, e.g. the checks of
+# `toolkit verify`): they are run as they are. So `cmd /Q /S /C echo hello` prints "hello".
+while [ $# -gt 0 ]; do
+    case "$1" in /?) shift ;; *) break ;; esac
+done
+if [ $# -eq 1 ]; then exec /bin/sh -c "$1"; fi
+exec "$@"
 """
 
-PIP = f"""#!{PREFIX}/bin/python3
+# Windows' setx: `setx /m NAME VALUE` stores NAME for every user (machine scope).
+SETX = f"""#!/bin/sh
+# setx stand-in for the toolkit's tests: appends its arguments to {SETX_LOG} and answers as
+# setx.exe does.
+echo "$*" >> {SETX_LOG}
+echo "SUCCESS: Specified value was saved."
+"""
+
+PIP = f"""#!/{INSTALL_DIR}/bin/python3
 import sys
 from pip._internal.cli.main import main
 sys.exit(main())
 """
 
+# Nano Server's `python` and `pip`: whatever the COPY put at C:\Python, or nothing.
+NANO_PYTHON = f"""#!/bin/sh
+exec '/{INSTALL_DIR}/bin/python3' "$@"
+"""
+NANO_PIP = f"""#!/bin/sh
+exec '/{INSTALL_DIR}/bin/pip' "$@"
+"""
+# The users of Nano Server (ContainerUser is its default user) and Server Core.
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "ContainerAdministrator:x:0:0:ContainerAdministrator:/root:/bin/sh\n"
+    "ContainerUser:x:1000:1000:ContainerUser:/tmp:/bin/sh\n"
+)
+GROUP = "root:x:0:\nContainerUser:x:1000:\n"
+
 ROOTFS_IMAGE = "toolkit-test/standin-rootfs:latest"
 ROOTFS_CHANGES = (f"ENV PATH={STANDIN_PATH}", 'CMD ["/bin/sh"]')
+NANOSERVER_ROOTFS_IMAGE = "toolkit-test/standin-nanoserver-rootfs:latest"
+NANOSERVER_ROOTFS_CHANGES = (f"ENV PATH={NANOSERVER_PATH}", 'CMD ["/bin/sh"]', "USER ContainerUser")
 
 
 def _shared_libraries(files: Iterable[str]) -> set[str]:
@@ -671,77 +714,122 @@ def _stripped(path: Path, scratch: Path) -> Path:
     return target if proc.returncode == 0 else path
 
 
-def standin_rootfs(path: Path) -> Path:
-    """Write the stand-ins' root filesystem (a tar) to ``path``.
-
-    Contents: ``/bin/busybox`` from busybox-static with every applet linked; this interpreter
-    (``sys.executable``) under ``/python`` with its stdlib (no tests, IDLE, tkinter), its
-    extension modules, pip, and every shared library ``ldd`` lists at its own path;
-    ``/python/bin/python`` and ``pip``; ``/standin/bin/powershell`` and ``cmd`` stand-ins;
-    a world-writable ``/tmp``.
-    """
+def _python_files(
+    tar: tarfile.TarFile, scratch: Path, extensions: list[Path], libraries: set[str]
+) -> None:
+    """This interpreter, its stdlib, extension modules and pip under C:\\Python (INSTALL_DIR)."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    dynload = stdlib / "lib-dynload"
     version_dir = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    executable = Path(os.path.realpath(sys.executable))
+    for directory in (INSTALL_DIR, f"{INSTALL_DIR}/bin", f"{INSTALL_DIR}/lib"):
+        _add_dir(tar, directory)
+    tar.add(_stripped(executable, scratch), f"{INSTALL_DIR}/bin/{version_dir}")
+    for alias in ("python", "python3"):
+        _add_symlink(tar, f"{INSTALL_DIR}/bin/{alias}", version_dir)
+    for alias in ("pip", "pip3"):
+        _add_bytes(tar, f"{INSTALL_DIR}/bin/{alias}", PIP.encode(), 0o755)
+
+    lib_target = f"{INSTALL_DIR}/lib/{version_dir}"
+    for entry in sorted(stdlib.iterdir()):
+        if entry.name in _SKIPPED_STDLIB or entry.name.startswith("config-"):
+            continue
+        if entry.name == "lib-dynload":
+            _add_dir(tar, f"{lib_target}/lib-dynload")
+            for ext in extensions:
+                tar.add(_stripped(ext, scratch), f"{lib_target}/lib-dynload/{ext.name}")
+            continue
+        tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
+    # pip from wherever this interpreter imports it (a venv's site-packages on CI), put
+    # next to the stdlib: that directory is on sys.path whatever site-packages layout the
+    # interpreter was built with (Debian's uses dist-packages, elsewhere).
+    site = _pip_site()
+    if site is not None:
+        for entry in sorted(site.glob("pip*")):
+            if entry.name == "pip" or (
+                entry.name.startswith("pip-") and entry.name.endswith(".dist-info")
+            ):
+                tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
+
+
+def _system_files(
+    tar: tarfile.TarFile, scratch: Path, libraries: set[str], applets: list[str]
+) -> None:
+    """busybox with its applets, the shared libraries the interpreter needs, /tmp, cmd."""
+    for directory in ("bin", "root", "standin", "standin/bin"):
+        _add_dir(tar, directory)
+    _add_dir(tar, "tmp", 0o1777)
+    tar.add("/bin/busybox", "bin/busybox")
+    for applet in applets:
+        if applet != "busybox":
+            _add_symlink(tar, f"bin/{applet}", "busybox")
+    _add_bytes(tar, "standin/bin/cmd", CMD.encode(), 0o755)
+    prefix_lib = str(Path(sys.base_prefix) / "lib") + "/"
+    for library in sorted(libraries):
+        # libpython lives under the interpreter's prefix; the loader finds it in /lib too.
+        target = (
+            f"/lib/x86_64-linux-gnu/{Path(library).name}"
+            if library.startswith(prefix_lib)
+            else library
+        )
+        source = Path(os.path.realpath(library))
+        if library.startswith(prefix_lib):
+            source = _stripped(source, scratch)
+        tar.add(source, f"{target}")
+
+
+def _interpreter_parts() -> tuple[list[Path], set[str], list[str]]:
+    """(extension modules, shared libraries they and the interpreter need, busybox applets)."""
+    dynload = Path(sysconfig.get_paths()["stdlib"]) / "lib-dynload"
     executable = Path(os.path.realpath(sys.executable))
     extensions = [
         p for p in sorted(dynload.glob("*.so")) if not p.name.startswith(_SKIPPED_DYNLOAD)
     ]
     libraries = _shared_libraries([str(executable), *(str(p) for p in extensions)])
-    busybox_applets = subprocess.run(
+    applets = subprocess.run(
         ["/bin/busybox", "--list"], capture_output=True, text=True, check=True
     ).stdout.split()
+    return extensions, libraries, applets
 
+
+def standin_rootfs(path: Path) -> Path:
+    """Write the Server Core stand-ins' root filesystem (a tar) to ``path``.
+
+    Contents: ``/bin/busybox`` from busybox-static with every applet linked; this interpreter
+    (``sys.executable``) under ``/C:\\Python`` (INSTALL_DIR, where the Windows installer puts it)
+    with its stdlib (no tests, IDLE, tkinter), its extension modules, pip, and every shared
+    library ``ldd`` lists at its own path; ``/python`` linking to ``C:\\Python`` (PATH has
+    ``/python/bin``); ``/standin/bin/powershell`` and ``cmd`` stand-ins; a world-writable ``/tmp``.
+    """
+    extensions, libraries, applets = _interpreter_parts()
     scratch = path.with_suffix(".stripped")
     with tarfile.open(path, "w") as tar:
-        for directory in ("bin", "root", "standin", "standin/bin"):
-            _add_dir(tar, directory)
-        _add_dir(tar, "tmp", 0o1777)
-        tar.add("/bin/busybox", "bin/busybox")
-        for applet in busybox_applets:
-            if applet != "busybox":
-                _add_symlink(tar, f"bin/{applet}", "busybox")
-        tar.add(_stripped(executable, scratch), f"{PREFIX}/bin/{version_dir}")
-        for alias in ("python", "python3"):
-            _add_symlink(tar, f"{PREFIX}/bin/{alias}", version_dir)
-        for alias in ("pip", "pip3"):
-            _add_bytes(tar, f"{PREFIX}/bin/{alias}", PIP.encode(), 0o755)
+        _system_files(tar, scratch, libraries, applets)
         _add_bytes(tar, "standin/bin/powershell", POWERSHELL.encode(), 0o755)
-        _add_bytes(tar, "standin/bin/cmd", CMD.encode(), 0o755)
+        _python_files(tar, scratch, extensions, libraries)
+        _add_symlink(tar, PREFIX.lstrip("/"), INSTALL_DIR)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return path
 
-        lib_target = f"{PREFIX}/lib/{version_dir}"
-        for entry in sorted(stdlib.iterdir()):
-            if entry.name in _SKIPPED_STDLIB or entry.name.startswith("config-"):
-                continue
-            if entry.name == "lib-dynload":
-                _add_dir(tar, f"{lib_target}/lib-dynload")
-                for ext in extensions:
-                    tar.add(_stripped(ext, scratch), f"{lib_target}/lib-dynload/{ext.name}")
-                continue
-            tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
-        # pip from wherever this interpreter imports it (a venv's site-packages on CI), put
-        # next to the stdlib: that directory is on sys.path whatever site-packages layout the
-        # interpreter was built with (Debian's uses dist-packages, elsewhere).
-        site = _pip_site()
-        if site is not None:
-            for entry in sorted(site.glob("pip*")):
-                if entry.name == "pip" or (
-                    entry.name.startswith("pip-") and entry.name.endswith(".dist-info")
-                ):
-                    tar.add(entry, f"{lib_target}/{entry.name}", filter=_stdlib_filter)
 
-        prefix_lib = str(Path(sys.base_prefix) / "lib") + "/"
-        for library in sorted(libraries):
-            # libpython lives under the interpreter's prefix; the loader finds it in /lib too.
-            target = (
-                f"/lib/x86_64-linux-gnu/{Path(library).name}"
-                if library.startswith(prefix_lib)
-                else library
-            )
-            source = Path(os.path.realpath(library))
-            if library.startswith(prefix_lib):
-                source = _stripped(source, scratch)
-            tar.add(source, f"{target}")
+def nanoserver_rootfs(path: Path) -> Path:
+    """Write the Nano Server stand-ins' root filesystem (a tar) to ``path``.
+
+    Like Nano Server: no PowerShell and no Python; ``cmd``; ``setx`` (records its arguments in
+    /setx.log); the users ContainerAdministrator and ContainerUser (the default). Its ``python``
+    and ``pip`` run ``/C:\\Python/bin/python3`` and ``pip``: present only once a build copied
+    the installation there. The shared libraries the interpreter needs are there, as the system
+    DLLs are on Nano Server.
+    """
+    _extensions, libraries, applets = _interpreter_parts()
+    scratch = path.with_suffix(".stripped")
+    with tarfile.open(path, "w") as tar:
+        _system_files(tar, scratch, libraries, applets)
+        _add_bytes(tar, "standin/bin/setx", SETX.encode(), 0o755)
+        _add_bytes(tar, "standin/bin/python", NANO_PYTHON.encode(), 0o755)
+        _add_bytes(tar, "standin/bin/pip", NANO_PIP.encode(), 0o755)
+        _add_dir(tar, "etc")
+        _add_bytes(tar, "etc/passwd", PASSWD.encode())
+        _add_bytes(tar, "etc/group", GROUP.encode())
     shutil.rmtree(scratch, ignore_errors=True)
     return path
 
@@ -775,27 +863,51 @@ def _build(client: Any, dockerfile: str, tag: str) -> str:
     return str(client.images.get(tag).id)
 
 
-def load_standins(client: Any, rootfs: Path, tags: Iterable[str]) -> dict[str, str]:
-    """Give one engine a stand-in ``mcr.microsoft.com/windows/servercore:<tag>`` per tag.
+def load_standins(
+    client: Any,
+    rootfs: Path,
+    tags: Iterable[str],
+    nanoserver: Path | None = None,
+    nanoserver_tags: Iterable[str] = (),
+) -> dict[str, str]:
+    """Give one engine a stand-in ``mcr.microsoft.com/windows/servercore:<tag>`` per tag, and
+    with ``nanoserver`` (its rootfs tar) a ``mcr.microsoft.com/windows/nanoserver:<tag>`` per
+    nanoserver tag.
 
-    The root filesystem is imported once as a single layer (``FROM scratch`` + that tar, in one
+    A root filesystem is imported once as a single layer (``FROM scratch`` + that tar, in one
     step: about 3 s against 8 s for a classic-builder ``COPY`` of the same 70 MB), then each tag
     is built on it with ``pull=False`` and ``network_mode="none"``, adding
     ``ENV TOOLKIT_STANDIN_RELEASE=<tag>`` so an image says which release it stands for.
-    Returns ``{tag: image id}``.
+    Returns ``{image: image id}``.
     """
-    repository, _, tag = ROOTFS_IMAGE.rpartition(":")
-    client.api.import_image_from_file(
-        str(rootfs), repository=repository, tag=tag, changes=list(ROOTFS_CHANGES)
-    )
     ids = {}
-    for release in tags:
-        dockerfile = (
-            f"FROM {ROOTFS_IMAGE}\n"
-            f"ENV TOOLKIT_STANDIN_RELEASE={release}\n"
-            'LABEL org.opencontainers.image.title="toolkit test stand-in for Windows Server Core"\n'
+    sets: list[tuple[Path, str, tuple[str, ...], str, str, Iterable[str]]] = [
+        (rootfs, ROOTFS_IMAGE, ROOTFS_CHANGES, STANDIN_REPOSITORY, "Server Core", tags)
+    ]
+    if nanoserver is not None:
+        sets.append(
+            (
+                nanoserver,
+                NANOSERVER_ROOTFS_IMAGE,
+                NANOSERVER_ROOTFS_CHANGES,
+                NANOSERVER_REPOSITORY,
+                "Nano Server",
+                nanoserver_tags,
+            )
         )
-        ids[release] = _build(client, dockerfile, f"{STANDIN_REPOSITORY}:{release}")
+    for tar, image, changes, target, title, releases in sets:
+        repository, _, tag = image.rpartition(":")
+        client.api.import_image_from_file(
+            str(tar), repository=repository, tag=tag, changes=list(changes)
+        )
+        for release in releases:
+            dockerfile = (
+                f"FROM {image}\n"
+                f"ENV TOOLKIT_STANDIN_RELEASE={release}\n"
+                f'LABEL org.opencontainers.image.title="toolkit test stand-in for Windows {title}"\n'
+            )
+            name = f"{target}:{release}"
+            ids[name] = _build(client, dockerfile, name)
     return ids
 
 

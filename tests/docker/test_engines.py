@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import docker.errors
 import pytest
 
 from tests.docker import engines as eng
@@ -86,6 +87,44 @@ def test_powershell_standin_records_fails_and_sleeps(engines: dict[str, eng.Engi
 
         echoed = _run(client, image, ["cmd", "/Q", "/S", "/C", "echo", "hello", "world"])
         assert echoed == "hello world\n"
+    finally:
+        client.close()
+
+
+def test_nanoserver_standin_has_no_python_until_a_build_copies_it(
+    engines: dict[str, eng.Engine],
+) -> None:
+    client = engines["1809"].client()
+    image = f"{eng.NANOSERVER_REPOSITORY}:ltsc2022"
+    try:
+        attrs = client.images.get(image).attrs
+        assert attrs["Config"]["User"] == "ContainerUser"
+        assert "TOOLKIT_STANDIN_RELEASE=ltsc2022" in attrs["Config"]["Env"]
+        assert _run(client, image, ["id", "-un"]) == "ContainerUser\n"
+        assert _run(client, image, ["cmd", "/S", "/C", "echo hi && echo there"]) == "hi\nthere\n"
+        saved = client.containers.run(
+            image,
+            ["sh", "-c", "setx /m PATH 'C:\\X' && cat /setx.log"],
+            user="ContainerAdministrator",
+            network_mode="none",
+            remove=True,
+        )
+        assert bytes(saved).decode() == ("SUCCESS: Specified value was saved.\n/m PATH C:\\X\n")
+        for argv in (["python", "--version"], ["pip", "--version"]):
+            container = client.containers.run(image, argv, detach=True, network_mode="none")
+            try:
+                assert container.wait(timeout=30)["StatusCode"] == 127, argv  # no C:\\Python
+            finally:
+                container.remove(force=True)
+        with pytest.raises(docker.errors.APIError, match='"powershell": executable file not found'):
+            client.containers.run(image, ["powershell"], network_mode="none", remove=True)
+        for leftover in client.containers.list(all=True):
+            leftover.remove(force=True)
+        servercore = f"{STANDIN}:ltsc2025"
+        listing = _run(
+            client, servercore, ["ls", "-d", "/C:\\Python/bin/python3", "/python/bin/pip"]
+        )
+        assert listing.splitlines() == ["/C:\\Python/bin/python3", "/python/bin/pip"]
     finally:
         client.close()
 

@@ -89,7 +89,8 @@ def test_tls_engine_rejects_a_client_without_its_certificate(engines: dict[str, 
 
 def test_linux_engines_are_refused_unless_preflight_is_off(engines: dict[str, Engine]) -> None:
     config = load_hosts(None, [f"{name}={e.url}" for name, e in engines.items()], {})
-    builds = build_matrix(load_versions(Path(__file__).resolve().parents[2] / "versions.json"))
+    every = build_matrix(load_versions(Path(__file__).resolve().parents[2] / "versions.json"))
+    builds = [b for b in every if b.line.name == "3.8-rc"]  # the releases these engines serve
     clients = []
 
     def connect_fn(spec: HostSpec) -> object:
@@ -125,7 +126,9 @@ def test_toolkit_hosts_against_the_engines(
     key_text = Path(str(engines["1809"].tls.key if engines["1809"].tls else "")).read_text()
     env = {"REQUESTS_CA_BUNDLE": str(bogus_ca), "CURL_CA_BUNDLE": str(bogus_ca)}
 
-    checked = run_toolkit("hosts", "--hosts", str(hosts), "--json", cwd=workspace, env=env)
+    checked = run_toolkit(
+        "hosts", "3.8-rc-*", "--hosts", str(hosts), "--json", cwd=workspace, env=env
+    )
     assert checked.returncode == 7, checked.stderr
     records = {r["release"]: r for r in json.loads(checked.stdout)}
     for record in records.values():
@@ -135,7 +138,7 @@ def test_toolkit_hosts_against_the_engines(
     assert records["1809"]["host"]["endpoint"] == "tcp://127.0.0.1:2376"
 
     unchecked = run_toolkit(
-        "hosts", "--hosts", str(hosts), "--no-preflight", cwd=workspace, env=env
+        "hosts", "3.8-rc-*", "--hosts", str(hosts), "--no-preflight", cwd=workspace, env=env
     )
     assert unchecked.returncode == 0, unchecked.stderr
     assert len([line for line in unchecked.stdout.splitlines() if line.endswith(" ok")]) == 3

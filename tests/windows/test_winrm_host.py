@@ -126,10 +126,9 @@ def test_toolkit_inspect_on_the_real_host(
     own = facts.release
     if own is None:
         pytest.skip(f"host build {facts.build} is not a release in the table")
-    data = json.loads((REPO / "versions.json").read_text("utf-8"))
-    line = next(iter(data.values()))
+    name, line = next(iter(json.loads((REPO / "versions.json").read_text("utf-8")).items()))
     line["variants"] = [f"windows/windowsservercore-{own.key}"]
-    (tmp_path / "versions.json").write_text(json.dumps(data), "utf-8")
+    (tmp_path / "versions.json").write_text(json.dumps({name: line}), "utf-8")
     docker = os.environ.get("TOOLKIT_TEST_WINDOWS_DOCKER_HOST")
     winrm = {k: v for k, v in spec.record().items() if k in ("endpoint", "transport", "user")}
     winrm["password_env"] = "TOOLKIT_TEST_WINRM_PASSWORD"

@@ -10,10 +10,13 @@ Fixtures:
                        auth: loopback, so engines push to it over HTTP with credentials (session)
     fresh_registry  -> a new empty plain registry on 127.0.0.1:5003, for tests that kill it
     repo            -> a repository name unique to the test (``t<hex>/python``)
+    workspace       -> the repository's workspace with only the 3.8-rc line: these tests
+                       publish the 2019 seed's images and lists (its three releases)
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -119,3 +122,13 @@ def fresh_registry(_netns: eng.Netns, _publish_root: Path) -> Iterator[regs.Runn
 @pytest.fixture
 def repo() -> str:
     return f"t{secrets.token_hex(4)}/python"
+
+
+@pytest.fixture
+def workspace(workspace: Path) -> Path:
+    whole = json.loads((workspace / "versions.json").read_text())
+    (workspace / "versions.json").write_text(json.dumps({"3.8-rc": whole["3.8-rc"]}, indent=2))
+    for line in whole:
+        if line != "3.8-rc":
+            shutil.rmtree(workspace / "dockerfiles" / line)
+    return workspace

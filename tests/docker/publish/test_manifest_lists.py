@@ -34,7 +34,7 @@ from toolkit.registry import (
     RegistryClient,
     RetryPolicy,
 )
-from toolkit.versions import load_versions
+from toolkit.versions import parse_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=10)
 SEED_PLATFORMS = [
@@ -53,7 +53,9 @@ SHARED = [
 
 
 def _builds() -> list[Build]:
-    return build_matrix(load_versions(REPO / "versions.json"))
+    """The 2019 seed's matrix: the 3.8-rc line alone (as the workspace fixture has it)."""
+    seed = {"3.8-rc": json.loads((REPO / "versions.json").read_text())["3.8-rc"]}
+    return build_matrix(parse_versions(json.dumps(seed), Path("versions.json")))
 
 
 def _seed_images(
