@@ -243,3 +243,26 @@ def test_a_registry_redirecting_a_blob_to_http_is_refused(
     )
     assert tls.hits == [f"/v2/python/blobs/{digest}"]  # not retried
     assert upstream.count() == 0
+
+
+def test_the_raw_answer_keeps_its_type_so_ntlm_can_bind_to_the_channel(
+    certificates: Certificates,
+) -> None:
+    """requests-ntlm takes the server certificate from ``response.raw`` (an urllib3
+    HTTPResponse) for channel binding; a wrapper object would silently turn that off
+    (NoCertificateRetrievedWarning, an error under this suite's warnings policy)."""
+    import hashlib
+    import ssl
+
+    import urllib3
+    from requests_ntlm import HttpNtlmAuth
+
+    with tls_server(certificates) as tls:
+        tls.serve("/cbt", b"bound")
+        with new_session() as s:
+            got = s.get(tls.base + "/cbt", timeout=(5, 5), verify=str(certificates.ca), stream=True)
+            assert isinstance(got.raw, urllib3.HTTPResponse)
+            digest = HttpNtlmAuth("u", "p")._get_server_cert(got)
+            assert got.content == b"bound"  # and the body still reads under the deadline
+    der = ssl.PEM_cert_to_DER_cert(certificates.cert.read_text())
+    assert digest == hashlib.sha256(der).digest()

@@ -133,6 +133,19 @@ def test_a_host_that_never_answers_hits_the_deadline(tmp_path: Path) -> None:
     assert elapsed < 1.5 + CLEANUP_TIMEOUT
 
 
+def test_a_host_trickling_its_headers_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    """One header byte every 0.2 s keeps every socket read inside its timeout; requests alone
+    would wait forever. The deadline covers the headers too (toolkit.transport)."""
+    with WinRMHostDouble(trickle_headers=True) as double:
+        error, elapsed = _timed(
+            lambda: inspect_windows_host(_session(double, tmp_path), deadline=1.5)
+        )
+    assert isinstance(error, DeadlineError)
+    assert "did not finish within 1.5s" in str(error)
+    # The cut request, then at most CLEANUP_TIMEOUT for each of the two cleanup requests.
+    assert elapsed < 1.5 + 2 * CLEANUP_TIMEOUT + 1
+
+
 def test_an_answer_after_the_deadline_is_not_waited_for(tmp_path: Path) -> None:
     with WinRMHostDouble(reply_delay=8) as double:
         error, elapsed = _timed(

@@ -301,57 +301,74 @@ class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
 _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-class _Body:
-    """``response.raw`` under the deadline: a read the deadline cut raises DeadlineExceeded
-    instead of ending (an EOF) or failing with a connection error."""
+class _DeadlineBody:
+    """Mixed into ``response.raw``'s own class: a read the deadline cut raises DeadlineExceeded
+    instead of ending (an EOF) or failing with a connection error.
 
-    def __init__(self, raw: Any, deadline: Deadline) -> None:
-        self._raw = raw
-        self._deadline = deadline
+    The raw response keeps its type (``isinstance(raw, urllib3.HTTPResponse)`` holds) and its
+    socket: requests-ntlm reads the server certificate from there for channel binding (NTLM over
+    HTTPS), and a wrapper object would silently turn that protection off.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
+    _toolkit_deadline: Deadline
 
     # The DeadlineExceeded is raised outside the ``except`` of the read it ends: chained to that
     # read's error, describe_exception would report the shut-down socket ("Connection reset").
 
     def _check(self) -> None:
-        if self._deadline.expired:
-            raise self._deadline.error()
+        if self._toolkit_deadline.expired:
+            raise self._toolkit_deadline.error()
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
-        chunks = self._raw.stream(*args, **kwargs)
+        chunks = super().stream(*args, **kwargs)  # type: ignore[misc]
         while True:
             try:
                 chunk = next(chunks)
             except StopIteration:
                 break
             except Exception:
-                if not self._deadline.expired:
+                if not self._toolkit_deadline.expired:
                     raise
                 break
             self._check()
             yield chunk
         self._check()
-        self._deadline.cancel()
+        self._toolkit_deadline.cancel()
 
     def read(self, *args: Any, **kwargs: Any) -> bytes:
         try:
-            data: bytes = self._raw.read(*args, **kwargs)
+            data: bytes = super().read(*args, **kwargs)  # type: ignore[misc]
         except Exception:
-            if not self._deadline.expired:
+            if not self._toolkit_deadline.expired:
                 raise
             data = b""
         self._check()
         return data
 
     def close(self) -> None:
-        self._deadline.cancel()
-        self._raw.close()
+        self._toolkit_deadline.cancel()
+        super().close()  # type: ignore[misc]
 
     def release_conn(self) -> None:
-        self._deadline.cancel()
-        self._raw.release_conn()
+        self._toolkit_deadline.cancel()
+        super().release_conn()  # type: ignore[misc]
+
+
+_DEADLINE_CLASSES: dict[type, type] = {}
+_classes_lock = threading.Lock()
+
+
+def _under_deadline(raw: Any, deadline: Deadline) -> Any:
+    """``raw`` itself, its class swapped for a subclass that mixes in :class:`_DeadlineBody`."""
+    base = type(raw)
+    with _classes_lock:
+        cls = _DEADLINE_CLASSES.get(base)
+        if cls is None:
+            cls = type(f"Deadline{base.__name__}", (_DeadlineBody, base), {})
+            _DEADLINE_CLASSES[base] = cls
+    raw._toolkit_deadline = deadline
+    raw.__class__ = cls
+    return raw
 
 
 def _seconds(timeout: Any) -> float | None:
@@ -412,7 +429,7 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
                 response.close()
             raise deadline.error()
         deadline.body()
-        response.raw = _Body(response.raw, deadline)
+        response.raw = _under_deadline(response.raw, deadline)
         return response
 
 

@@ -99,6 +99,7 @@ def open_session(spec: WinRMSpec, password: Secret | None, *, operation_timeout:
             f"{spec.source}: WinRM endpoint {spec.endpoint!r} is not understood",
             hint="use https://HOST:5986/wsman",
         ) from None
+    _bound_requests(session.protocol.transport)
     # pywinrm parses the URL its own way (a prefix match): it must reach the host checked.
     parts, built = urlsplit(spec.endpoint), urlsplit(str(session.url))
     if (built.scheme, built.hostname) != (parts.scheme.lower(), parts.hostname) or (
@@ -110,6 +111,48 @@ def open_session(spec: WinRMSpec, password: Secret | None, *, operation_timeout:
             hint="use https://HOST:5986/wsman",
         )
     return session
+
+
+def _bound_requests(transport: Any) -> None:
+    """Put every request pywinrm sends under a DeadlineAdapter (toolkit.transport).
+
+    pywinrm's timeouts bound each socket read, so a host that trickles its headers one byte at
+    a time holds a request forever. pywinrm builds its session lazily, on the first request,
+    and with message encryption authenticates the connection inside ``setup_encryption``
+    before handing the session back: the adapter must be on the session by then (NTLM
+    authenticates a connection, and its pool is the adapter's). ``run_powershell`` lowers the
+    adapter's ``total`` to what is left of the deadline before each request.
+    """
+    from toolkit.transport import DeadlineAdapter
+
+    adapter = DeadlineAdapter(total=float(transport.read_timeout_sec))
+
+    def mount(session: Any) -> None:
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+
+    build, setup = transport.build_session, transport.setup_encryption
+
+    def setup_encryption(session: Any) -> None:
+        mount(session)
+        setup(session)
+
+    def build_session() -> Any:
+        session = build()
+        mount(session)  # the same adapter: a session already mounted keeps its connections
+        return session
+
+    transport.setup_encryption = setup_encryption
+    transport.build_session = build_session
+    transport.toolkit_deadline = adapter
+
+
+def _limit(transport: Any, seconds: float) -> None:
+    """Each request from now on: read timeout and whole-answer deadline ``seconds``."""
+    transport.read_timeout_sec = seconds
+    adapter = getattr(transport, "toolkit_deadline", None)
+    if adapter is not None:
+        adapter.total = seconds
 
 
 def _endpoint(session: Any) -> str:
@@ -195,7 +238,7 @@ def run_powershell(
         remaining = stop_at - time.monotonic()
         if remaining <= 0:
             raise late
-        transport.read_timeout_sec = min(longest, remaining)
+        _limit(transport, min(longest, remaining))
 
     shell_id = None
     try:
@@ -237,7 +280,7 @@ def run_powershell(
 def _close(protocol: Any, shell_id: str | None) -> None:
     """Delete the shell (which ends its command), briefly; a failure here changes nothing."""
     if shell_id is not None:
-        protocol.transport.read_timeout_sec = CLEANUP_TIMEOUT
+        _limit(protocol.transport, CLEANUP_TIMEOUT)
         # The outcome is already decided; the host reaps idle shells itself.
         with contextlib.suppress(Exception):
             protocol.close_shell(shell_id)

@@ -17,7 +17,8 @@ against ``client_ca``) with the WS-Management mutual-auth header. ``raw_requests
 request body as it crossed the wire.
 Faults: ``timeouts_before_output`` operation timeouts, ``never_finish`` (only timeouts),
 ``stall`` (a Receive that is never answered), ``reply_delay`` (the first Receive answered that
-many seconds late); a wrong password gets 401.
+many seconds late), ``trickle_headers`` (every answer's status line, then one header byte every
+0.2 s, each within any read timeout, never finishing); a wrong password gets 401.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class WinRMHostDouble:
     never_finish: bool = False
     stall: bool = False
     reply_delay: float = 0.0
+    trickle_headers: bool = False
     actions: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -124,6 +126,9 @@ class WinRMHostDouble:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if double.trickle_headers:
+                    self._trickle()
+                    return
                 with double._lock:
                     double.raw_requests.append(body)
                 header = self.headers.get("Authorization")
@@ -185,6 +190,20 @@ class WinRMHostDouble:
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def _trickle(self) -> None:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                header = b"X-Trickle: " + b"x" * 10_000
+                for byte in header:
+                    if double._stopping.wait(0.2):
+                        break
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: what the test wants
+                        break
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
