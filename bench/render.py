@@ -15,7 +15,15 @@ there. The render figure is the usual case (the tree exists, every one of the 80
 as after a bump); rendering into an empty directory (creating some 90 directories) and a no-op
 `--check` are reported beside it.
 
-Usage: python bench/render.py [--runs N]
+A second table weighs Jinja's sandbox (toolkit.render uses ImmutableSandboxedEnvironment):
+the same 80 Dockerfiles rendered in this process with a fresh sandboxed environment and with a
+fresh plain one (no bytecode cache: templates compiled each time, the worst case), rounds
+interleaved; and the import of jinja2.sandbox on top of jinja2's, in fresh processes.
+
+With ``--only callgrind`` (valgrind installed), the instructions one `toolkit render --check`
+of the matrix executes, with the sandbox and with a plain Environment.
+
+Usage: python bench/render.py [--runs N] [--only render,sandbox,callgrind]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHA = "57e3643ff19f018f8a00dfaa6b7e4620e3c1a7a2171fd218425366ec006b3bfe"
@@ -147,12 +156,133 @@ def report(title: str, m: dict[str, float], count: int, held: bool) -> bool:
     return failed
 
 
+def sandbox_cost(runs: int) -> None:
+    """Print the cost of the sandbox: rendering in process, and its import in fresh processes."""
+    import jinja2
+
+    sys.path.insert(0, str(REPO))
+    from toolkit.matrix import build_matrix
+    from toolkit.render import TemplateLoader, render_dockerfile
+    from toolkit.versions import parse_versions
+
+    builds = build_matrix(parse_versions(json.dumps(matrix_data()), Path("versions.json")))
+    templates = REPO / "templates"
+
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    options: dict[str, Any] = {
+        "loader": TemplateLoader(templates),
+        "undefined": jinja2.StrictUndefined,
+        "autoescape": False,
+        "keep_trailing_newline": True,
+        "newline_sequence": "\n",
+        "auto_reload": False,
+    }
+
+    def plain() -> jinja2.Environment:
+        return jinja2.Environment(**options)
+
+    def sandboxed() -> jinja2.Environment:
+        return ImmutableSandboxedEnvironment(**options)
+
+    times: dict[str, list[float]] = {"sandboxed": [], "plain": []}
+    outputs: dict[str, list[str]] = {}
+    for round_ in range(runs + 1):
+        for name, make in (("sandboxed", sandboxed), ("plain", plain)):
+            start = time.perf_counter()
+            env = make()
+            outputs[name] = [render_dockerfile(env, b) for b in builds]
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    assert outputs["sandboxed"] == outputs["plain"], "the sandbox must not change the output"
+    sandboxed_ms = statistics.median(times["sandboxed"]) * 1000
+    plain_ms = statistics.median(times["plain"]) * 1000
+    print(f"Jinja's sandbox, {len(builds)} Dockerfiles rendered in process (median of {runs}):")
+    print(f"  ImmutableSandboxedEnvironment {sandboxed_ms:7.2f} ms")
+    print(
+        f"  Environment                   {plain_ms:7.2f} ms   ratio {sandboxed_ms / plain_ms:.2f}"
+    )
+    imports = []
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import jinja2, jinja2.sandbox"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = next(x for x in proc.stderr.splitlines() if x.rstrip().endswith("| jinja2.sandbox"))
+        imports.append(int(line.split("|")[1]))  # cumulative microseconds
+    print(f"  import of jinja2.sandbox after jinja2: {statistics.median(imports) / 1000:.2f} ms")
+
+
+def callgrind_cost() -> None:
+    """Instructions (callgrind's Ir) of one `python -m toolkit render --check` over the matrix,
+    with the sandbox and with a copy of the toolkit whose render.py uses a plain Environment
+    (and bytecode cache files of its own: code compiled for a plain Environment must never be
+    loaded by the sandboxed one): a figure a loaded machine cannot blur."""
+    if shutil.which("valgrind") is None:
+        print("callgrind: valgrind is not installed (apt-get install valgrind); skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "versions.json").write_text(json.dumps(matrix_data(), indent=2) + "\n")
+        shutil.copytree(REPO / "templates", work / "templates")
+        plain = work / "plain"
+        shutil.copytree(REPO / "toolkit", plain / "toolkit")
+        render = plain / "toolkit" / "render.py"
+        text = render.read_text()
+        assert "return ImmutableSandboxedEnvironment(" in text
+        assert '"__toolkit_sandboxed_%s.cache"' in text
+        text = text.replace("return ImmutableSandboxedEnvironment(", "return jinja2.Environment(")
+        render.write_text(text.replace("__toolkit_sandboxed_", "__toolkit_bench_plain_"))
+        # .pyc files written (as an install has them); one hash seed: the counts repeat exactly
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run(
+            [sys.executable, "-m", "toolkit", "render"],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        counts = {}
+        for name, path in (("sandboxed", REPO), ("plain", plain)):
+            run_env = {**env, "PYTHONPATH": str(path)}
+            command = [sys.executable, "-m", "toolkit", "render", "--check"]
+            subprocess.run(command, cwd=work, env=run_env, check=True, capture_output=True)
+            out = work / f"callgrind.{name}"
+            subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+                cwd=work,
+                env=run_env,
+                check=True,
+                capture_output=True,
+            )
+            totals = [
+                x for x in out.read_text().splitlines() if x.startswith(("summary:", "totals:"))
+            ]
+            counts[name] = int(totals[0].split()[1])
+    print(f"callgrind, python -m toolkit render --check of {EXPECTED} Dockerfiles (instructions):")
+    print(
+        f"  sandboxed {counts['sandboxed']:,}   plain {counts['plain']:,}   ratio "
+        f"{counts['sandboxed'] / counts['plain']:.4f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--only", default="render,sandbox", help="render,sandbox,callgrind")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if "sandbox" in only:
+        sandbox_cost(args.runs)
+    if "callgrind" in only:
+        callgrind_cost()
+    if "render" not in only:
+        return 0
 
     failed = False
     shm = Path("/dev/shm")

@@ -412,20 +412,22 @@ def test_output_style(isatty: bool, env: dict[str, str], style: str) -> None:
 
 
 def test_live_reporter_shows_running_targets_and_prints_results() -> None:
+    from tests.test_live_view import Screen
     from toolkit.progress import LiveReporter
 
     out = io.StringIO()
-    with LiveReporter(out) as reporter:
+    with LiveReporter(out, force_terminal=True, width=120) as reporter:
         reporter.started("3.8-rc-windowsservercore-1809", "tcp://win2019:2376")
         reporter.step("3.8-rc-windowsservercore-1809", 5, 14, "RUN $url")
         reporter.started("3.8-rc-windowsservercore-1803", "tcp://win1803:2376")
         reporter.finished(RESULTS[2])  # another target, failed: printed above the table
-    text = out.getvalue()
-    # Not a terminal: rich prints the last frame when the view stops.
-    row = next(x for x in text.splitlines() if "3.8-rc-windowsservercore-1809" in x)
+        reporter.draw()
+        frame = Screen().feed(out.getvalue()).text()
+    row = next(x for x in frame if "3.8-rc-windowsservercore-1809" in x)
     assert "tcp://win2019:2376" in row
     assert "5/14" in row
     assert "RUN $url" in row
+    text = "\n".join(Screen().feed(out.getvalue()).text())
     assert "3.8-rc-windowsservercore-ltsc2016 failed in 12.5s" in text
     assert "  | boom | pipe" in text
 
@@ -511,6 +513,11 @@ def test_an_unwritable_step_summary_is_a_one_line_output_error(tmp_path: Path) -
     env = {"GITHUB_STEP_SUMMARY": str(tmp_path)}  # a directory: cannot append
     console = Console(io.StringIO(), io.StringIO(), env)
     with pytest.raises(OutputError, match=r"\(\$GITHUB_STEP_SUMMARY\): cannot append"):
+        console.results(RESULTS, None, "toolkit build", False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody reads it: opening it to append would block forever
+    console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(fifo)})
+    with pytest.raises(OutputError, match=r"cannot append the summary: not a regular file"):
         console.results(RESULTS, None, "toolkit build", False)
     summary = tmp_path / "summary.md"
     console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(summary)})

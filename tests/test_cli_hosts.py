@@ -83,7 +83,7 @@ def test_isolation_override_and_selector(
     assert (record["isolation"], record["facts"]["build"]) == ("hyperv", 17763)
     bad = run_toolkit("hosts", "--isolation", "container", cwd=workspace)
     assert bad.returncode == 2
-    assert "not an isolation mode" in bad.stderr
+    assert "'container' is not one of 'process', 'hyperv'" in bad.stderr
 
 
 def test_unreachable_host_leaves_the_others(

@@ -185,7 +185,7 @@ def test_unparsable_urls_are_config_errors(tmp_path: Path) -> None:
 def test_a_hosts_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "hosts.toml"
     path.write_bytes(b'[hosts.1809]\nurl = "unix:///x\xff"\n')
-    with pytest.raises(ConfigError, match=f"hosts file {path} is not UTF-8"):
+    with pytest.raises(ConfigError, match=f"hosts file {path} cannot be read: not UTF-8"):
         load_hosts(path, [], {})
 
 

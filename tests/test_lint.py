@@ -74,9 +74,9 @@ def test_a_misspelt_env_read_fails_with_line_and_column(workspace: Path) -> None
     column = path.read_text().splitlines()[line - 1].index("$env:PYTHON_SHA265") + 1
     assert (
         f"{D2022.name}:{line}:{column}: error [env] $env:PYTHON_SHA265 is never set"
-        in result.stderr
+        in result.stdout
     )
-    assert "did you mean PYTHON_SHA256?" in result.stderr
+    assert "did you mean PYTHON_SHA256?" in result.stdout
     assert "1 Dockerfile(s) linted: 1 error(s), 0 warning(s)" in result.stdout
 
 
@@ -154,7 +154,7 @@ def test_powershell_syntax_error_is_reported_with_line_and_column(workspace: Pat
     result = run_toolkit("lint", "--no-hadolint", "*-1809", cwd=workspace)
     assert result.returncode == 1
     assert (
-        f"{D1809.name}:{findings[0].line}:{findings[0].column}: error [powershell]" in result.stderr
+        f"{D1809.name}:{findings[0].line}:{findings[0].column}: error [powershell]" in result.stdout
     )
 
 
@@ -234,15 +234,15 @@ def test_hadolint_findings_fail_the_lint(workspace: Path, old: str, new: str, co
     edit(workspace, old, new)
     result = run_toolkit("lint", "*-1809", cwd=workspace)
     assert result.returncode == 1
-    assert f"error [hadolint] {code}" in result.stderr
+    assert f"error [hadolint] {code}" in result.stdout
 
 
 def test_missing_dockerfile_is_an_error(workspace: Path) -> None:
     (workspace / D1809).unlink()
     result = run_toolkit("lint", "--no-hadolint", cwd=workspace)
     assert result.returncode == 1
-    assert "cannot read" in result.stderr
-    assert "run toolkit render" in result.stderr
+    assert "cannot read" in result.stdout
+    assert "run toolkit render" in result.stdout
 
 
 def test_backtick_escape_directive_is_honoured(tmp_path: Path) -> None:
@@ -267,7 +267,7 @@ def test_one_hadolint_run_puts_each_finding_on_its_own_file(workspace: Path) -> 
     d1803.write_text(d1803.read_text().replace('CMD ["python"]', 'MAINTAINER x\nCMD ["python"]'))
     result = run_toolkit("lint", cwd=workspace)
     assert result.returncode == 1
-    hadolint_lines = [ln for ln in result.stderr.splitlines() if "[hadolint]" in ln]
+    hadolint_lines = [ln for ln in result.stdout.splitlines() if "[hadolint]" in ln]
     assert len(hadolint_lines) == 1
     assert hadolint_lines[0].startswith(
         f"dockerfiles/3.8-rc/windows/windowsservercore-1803/Dockerfile:{line_of(d1803, 'MAINTAINER')}:"

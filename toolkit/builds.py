@@ -194,11 +194,13 @@ class BuildWork:
         self._verifier = verifier
         # One index per engine: its base images and labelled images are listed once per run.
         self._indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
+        self._started: dict[str, float] = {}  # build id -> when its run began
 
     def host(self, job: BuildJob) -> str:
         return job.host
 
     def run(self, job: BuildJob, canceller: Canceller, interrupt: threading.Event) -> BuildResult:
+        self._started[job.build.id] = time.monotonic()
         result = build_image(
             job, self._settings, self._observer, canceller, self._indexes.get(job.host)
         )
@@ -214,7 +216,9 @@ class BuildWork:
 
     def still_running(self, job: BuildJob) -> BuildResult:
         message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
-        return _result(job, Outcome.CANCELLED, message)
+        started = self._started.get(job.build.id)
+        duration = time.monotonic() - started if started is not None else 0.0
+        return replace(_result(job, Outcome.CANCELLED, message), duration=duration)
 
     def ok(self, result: BuildResult) -> bool:
         return result.outcome.ok
@@ -262,6 +266,7 @@ def make_verifier(
                 discard_image(job.client, result)
             return replace(
                 result,
+                duration=result.duration + time.monotonic() - started,
                 checks=tuple(checks),
                 outcome=Outcome.CANCELLED,
                 message=f"{job.build.id} on {job.host}: verification interrupted (Ctrl-C)",

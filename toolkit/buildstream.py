@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STEP_RE = re.compile(r"^Step (?P<n>\d+)/(?P<m>\d+) : (?P<instruction>.*)$")
-RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
-LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
-BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
+STEP_RE = re.compile(r"Step (?P<n>[0-9]{1,6})/(?P<m>[0-9]{1,6}) : (?P<instruction>.*)\Z")
+RUNNING_RE = re.compile(r" ---> Running in (?P<id>[0-9a-f]{12,64})\Z")
+LAYER_RE = re.compile(r" ---> (?P<id>[0-9a-f]{12,64})\Z")
+BUILT_RE = re.compile(r"Successfully built (?P<id>[0-9a-f]{12,64})\Z")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 

@@ -25,13 +25,14 @@ from typing import Any
 from packaging.version import Version
 
 from toolkit.errors import ConfigError, OutputError, SourceError
-from toolkit.files import write_files
-from toolkit.render import Change, FileState, apply_render
+from toolkit.files import UnreadableFile, read_text, write_files
+from toolkit.render import Change, FileState, changed_files, prune_empty, stale_files
 from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
 from toolkit.suggest import did_you_mean
 from toolkit.upstream import (
     confirm_sha256,
     get_pip_paths,
+    implausible,
     newest_commit,
     parse_directory_index,
     release_folders,
@@ -230,7 +231,8 @@ def _resolve_line(
     line = LineName.parse(name)
     sources = shared.sources
     folders = release_folders(shared.top_entries, line.major, line.minor)
-    choice = select_python(line, folders, shared.folder)
+    ignored = implausible(shared.top_entries, line.major, line.minor)
+    choice = select_python(line, folders, shared.folder, ignored)
     notes = choice.notes()
 
     old_version = current.version if current else None
@@ -279,7 +281,9 @@ def _resolve_line(
     new_url: str | None = None
     new_sha: str | None = None
     if get_pip:
-        new_pip = select_pip(shared.pip_document, new_version, source=redact(sources.pip_json()))
+        new_pip = select_pip(
+            shared.pip_document, new_version, source=redact(sources.pip_json()), notes=notes
+        )
         if old_pip is not None and Version(new_pip) < Version(old_pip):
             notes.append(
                 f"{name}: the newest admitted pip is {new_pip}, older than {old_pip}; kept"
@@ -359,6 +363,7 @@ def resolve_updates(
     """
     existing = {line.name: line for line in current.lines}
     for name in lines:
+        LineName.parse(name)  # a name that is no line at all is named as such (and cut short)
         if name not in existing:
             hint = did_you_mean(name, existing, otherwise=f"add it with --add {name}")
             raise ConfigError(f"{current.path}: no line {name!r}", hint=hint)
@@ -515,30 +520,21 @@ def plan_bump(path: Path, old_text: str, updates: Sequence[LineUpdate]) -> BumpP
 
 
 def write_bump(plan: BumpPlan, out: Path, states: Sequence[FileState]) -> None:
-    """Write versions.json and the re-rendered Dockerfiles as one staged step.
-
-    Every new text is staged beside its target before any target is replaced, so a failure while
-    writing (a full disk) leaves versions.json and the Dockerfiles as they were. Stale
-    Dockerfiles are removed last.
-    """
+    """Write versions.json and the re-rendered Dockerfiles, and remove stale ones, as one
+    transaction (toolkit.files): a failure anywhere (a full disk, an immutable file) leaves
+    versions.json and every Dockerfile as they were."""
     try:
-        on_disk = plan.path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(
-            f"{plan.path}: cannot read: {exc.strerror}", hint="check the file"
-        ) from None
+        on_disk = read_text(plan.path)
+    except UnreadableFile as exc:
+        raise OutputError(f"{plan.path}: cannot read: {exc.why}", hint="check the file") from None
     if on_disk != plan.old_text:
         raise OutputError(
             f"{plan.path}: changed while bumping; nothing written", hint="run toolkit bump again"
         )
-    files = [(plan.path, plan.new_text)]
-    files += [
-        (s.path, s.new)
-        for s in states
-        if s.change in (Change.CHANGED, Change.MISSING) and s.new is not None
-    ]
-    write_files(files)
-    apply_render(out, [s for s in states if s.change is Change.STALE])
+    stale = stale_files(states)
+    write_files([(plan.path, plan.new_text), *changed_files(states)], remove=stale)
+    for path in stale:
+        prune_empty(path.parent, out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -568,7 +564,10 @@ def run_bump(
 ) -> BumpOutcome:
     """Resolve every named line upstream, re-render, and (unless ``dry_run``) write it all."""
     current = load_versions(request.versions)
-    old_text = request.versions.read_text(encoding="utf-8")
+    try:
+        old_text = read_text(request.versions)
+    except UnreadableFile as exc:  # load_versions read it a moment ago
+        raise ConfigError(f"{request.versions}: cannot read: {exc.why}") from None
     updates = resolve_updates(
         current,
         lines=request.lines,

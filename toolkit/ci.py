@@ -53,14 +53,16 @@ class MatrixEntry:
 
 def load_runners(path: Path) -> dict[str, tuple[str, ...]]:
     """Read a runners file: release key -> self-hosted runner labels. ConfigError on any mistake."""
+    from toolkit.files import UnreadableFile, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such runners file", hint="check the --runners path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}", hint="check the file") from None
+        text = read_text(path)  # a FIFO or device is refused, not waited on
+    except UnreadableFile as exc:
+        if exc.missing:
+            raise ConfigError(
+                f"{path}: no such runners file", hint="check the --runners path"
+            ) from None
+        raise ConfigError(f"{path}: cannot read: {exc.why}", hint="check the file") from None
     return parse_runners(text, path)
 
 

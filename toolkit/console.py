@@ -9,6 +9,7 @@ table, the JSON report file and the ``$GITHUB_STEP_SUMMARY`` Markdown.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,88 @@ from toolkit.errors import OutputError
 
 if TYPE_CHECKING:  # the results types are not needed to print a render or a list
     from toolkit.results import BuildObserver, BuildResult
+
+
+def _append(path: str, text: str) -> None:
+    """Append ``text`` to the regular file ``path`` (created if missing). Opened without
+    blocking and refused unless a regular file: a FIFO there would block the run forever."""
+    import stat
+
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError("not a regular file")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags, 0o644)
+    with open(fd, "a", encoding="utf-8", closefd=True) as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+            raise OSError("not a regular file")
+        handle.write(text)
+
+
+class GuardedStream(io.TextIOBase):
+    """A standard stream whose failures are one-line errors.
+
+    Output to a full disk (``> /dev/full``), a pipe whose reader has gone, or a closed descriptor
+    (``>&-``, where Python sets ``sys.stdout`` to None) raises OutputError naming the stream,
+    instead of an OSError traceback or Python's "Exception ignored" at exit. ``quiet`` streams
+    (stderr: there is nowhere left to report to) drop what cannot be written.
+    """
+
+    def __init__(self, stream: IO[str] | None, name: str, *, quiet: bool = False) -> None:
+        super().__init__()
+        self.stream = stream
+        self.name_shown = name
+        self.quiet = quiet
+        self.failed: OutputError | None = None
+
+    def _fail(self, why: str) -> OutputError:
+        self.failed = OutputError(
+            f"{self.name_shown}: cannot write: {why}",
+            hint="check where the output goes: a full disk, a closed pipe or descriptor",
+        )
+        return self.failed
+
+    def write(self, text: str) -> int:
+        if self.stream is None:
+            if self.quiet:
+                return len(text)
+            raise self._fail("the descriptor is closed")
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            if self.quiet:
+                return len(text)
+            raise self._fail(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            if not self.quiet:
+                raise self._fail(exc.strerror or str(exc)) from None
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def fileno(self) -> int:
+        if self.stream is None:
+            raise io.UnsupportedOperation("closed stream")
+        return self.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Never closes (nor flushes) the real stream: it is the process's, not ours."""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "errors", None) or "strict"
 
 
 class Console:
@@ -114,8 +197,7 @@ class Console:
         step_summary = self.env.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(progress.summary_markdown(results, title) + "\n")
+                _append(step_summary, progress.summary_markdown(results, title) + "\n")
             except OSError as exc:
                 raise OutputError(
                     f"{step_summary} ($GITHUB_STEP_SUMMARY): cannot append the summary: "

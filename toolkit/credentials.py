@@ -102,13 +102,20 @@ class DockerConfigCredentials:
         path = self.path
         config: dict[str, Any] = {}
         if path is not None and path.exists():
+            from toolkit.files import UnreadableFile, read_text
+
             try:
-                loaded = json.loads(path.read_text("utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{path}: cannot be read: {exc.__class__.__name__}") from None
+                loaded = json.loads(read_text(path))  # a FIFO is refused, not waited on
+            except UnreadableFile as exc:
+                raise ConfigError(f"{path}: cannot be read: {exc.why}") from None
             except json.JSONDecodeError as exc:
                 raise ConfigError(
                     f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})",
+                    hint="fix the file or run docker login again",
+                ) from None
+            except (RecursionError, ValueError):  # nested too deeply; a 5000-digit number
+                raise ConfigError(
+                    f"{path}: not valid JSON (nested too deeply, or a number too long)",
                     hint="fix the file or run docker login again",
                 ) from None
             if not isinstance(loaded, dict):

@@ -341,23 +341,27 @@ def _release_key(name: str, where: str) -> str:
 
 
 def _read_file(path: Path, env: Mapping[str, str]) -> dict[str, HostSpec]:
+    from toolkit.files import UnreadableFile, read_text
+
     try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"hosts file {path} does not exist",
-            hint="copy hosts.example.toml to hosts.toml, or pass --hosts PATH / set TOOLKIT_HOSTS",
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"hosts file {path} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"hosts file {path} is not UTF-8 (byte {exc.start})", hint="save it as UTF-8"
-        ) from None
+        text = read_text(path)
+    except UnreadableFile as exc:
+        if exc.missing:
+            raise ConfigError(
+                f"hosts file {path} does not exist",
+                hint="copy hosts.example.toml to hosts.toml, or pass --hosts PATH / set TOOLKIT_HOSTS",
+            ) from None
+        raise ConfigError(f"hosts file {path} cannot be read: {exc.why}", hint="fix it") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply", hint="fix it") from None
+    except ValueError:  # a number of thousands of digits: int()'s conversion limit
+        raise ConfigError(
+            f"{path} is not valid TOML: a number of thousands of digits", hint="fix it"
+        ) from None
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(
@@ -498,6 +502,6 @@ class HostSelection:
     def load(self, env: Mapping[str, str]) -> HostsConfig:
         """The configuration: ``--hosts``/TOOLKIT_HOSTS, else ./hosts.toml when it exists."""
         path = self.path
-        if path is None and DEFAULT_HOSTS_FILE.is_file():
+        if path is None and os.path.lexists(DEFAULT_HOSTS_FILE):  # a FIFO there is an error
             path = DEFAULT_HOSTS_FILE
         return load_hosts(path, self.overrides, env)

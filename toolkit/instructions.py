@@ -49,12 +49,12 @@ def parse_dockerfile_text(text: str, where: str = "Dockerfile") -> list[Instruct
 
 
 def parse_dockerfile(path: Path) -> list[Instruction]:
+    from toolkit.files import UnreadableFile, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read: {exc.strerror}", hint="run toolkit render"
-        ) from None
+        text = read_text(path)  # a FIFO is refused, not waited on; not UTF-8 is named
+    except UnreadableFile as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.why}", hint="run toolkit render") from None
     return parse_dockerfile_text(text, str(path))
 
 

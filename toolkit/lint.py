@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import CheckFailedError, ToolkitError, ToolMissingError
+from toolkit.files import UnreadableFile, read_text
 from toolkit.instructions import Instruction, parse_dockerfile_text
+from toolkit.versions import PythonLine
 
 KNOWN_INSTRUCTIONS = frozenset(
     {
@@ -95,9 +97,9 @@ def lint_dockerfiles(paths: Sequence[Path], *, hadolint: bool = True) -> dict[Pa
     found: dict[Path, list[Finding]] = {}
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            message = f"cannot read: {exc.strerror}; run toolkit render"
+            text = read_text(path)
+        except UnreadableFile as exc:
+            message = f"cannot read: {exc.why}; run toolkit render"
             found[path] = [_finding(path, 1, 1, Severity.ERROR, "dockerfile", message)]
             continue
         found[path] = lint_text(text, path)
@@ -226,7 +228,7 @@ def escape_character(lines: Sequence[str]) -> str:
     Windows Dockerfiles often choose the backtick so that paths need no doubling.
     """
     for line in lines:
-        directive = re.match(r"^#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$", line)
+        directive = re.match(r"#\s*([A-Za-z]+)\s*=\s*(\S+)\s*\Z", line)
         if directive is None:
             break
         if directive[1].lower() == "escape" and directive[2] in ("\\", "`"):
@@ -264,9 +266,13 @@ def _parser() -> Any:
 
 
 def _nodes(node: Any) -> Iterator[Any]:
-    yield node
-    for child in node.children:
-        yield from _nodes(child)
+    """``node`` and its descendants, depth first in source order; iterative, since a script
+    nests as deep as its author likes (20000 parentheses) and recursion would not."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
 
 
 def check_powershell(script: Script, path: Path) -> Iterator[Finding]:
@@ -539,6 +545,7 @@ class LintOutcome:
 
     findings: tuple[Finding, ...]
     linted: int
+    notes: tuple[str, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -559,12 +566,30 @@ class LintOutcome:
 def lint_matrix(request: LintRequest) -> LintOutcome:
     """Lint the rendered Dockerfiles of the selected builds."""
     from toolkit.matrix import select_builds
-    from toolkit.render import dockerfile_path
+    from toolkit.render import DOCKERFILE, check_tree, dockerfile_path
 
     chosen = select_builds(request.versions, request.selectors).chosen
-    found = lint_dockerfiles(
-        [dockerfile_path(request.out, b) for b in chosen], hadolint=request.hadolint
-    )
+    paths = {b.id: dockerfile_path(request.out, b) for b in chosen}
+    check_tree(request.out, [f"{b.directory}/{DOCKERFILE}" for b in chosen])  # no links
+    found = lint_dockerfiles(list(paths.values()), hadolint=request.hadolint)
+    unverified: dict[str, PythonLine] = {}  # line name -> line, in matrix order
+    for build in chosen:
+        if build.line.windows_sha256 is None and any(
+            f.check == "sha256" for f in found[paths[build.id]]
+        ):
+            unverified.setdefault(build.line.name, build.line)
     return LintOutcome(
-        findings=tuple(f for findings in found.values() for f in findings), linted=len(chosen)
+        findings=tuple(f for findings in found.values() for f in findings),
+        linted=len(chosen),
+        notes=tuple(_no_installer_checksum(line) for line in unverified.values()),
+    )
+
+
+def _no_installer_checksum(line: PythonLine) -> str:
+    """Why a line's installer download is unverified, and how it gets verified (issue 18)."""
+    return (
+        f"note: {line.name} has no checksums.windows.sha256 in versions.json, as the published "
+        f"2019 recipe had none, so its installer download is not verified; add the sha256 of "
+        f"python-{line.version}-amd64.exe there (or let toolkit bump fill it in when it updates "
+        f"the line) and run toolkit render"
     )

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import NothingSelectedError
+from toolkit.errors import ConfigError, NothingSelectedError
 from toolkit.versions import PythonLine, Variant, VersionsFile
 from toolkit.windows import WindowsRelease
 
@@ -109,11 +110,33 @@ def build_matrix(versions: VersionsFile) -> list[Build]:
     return builds
 
 
-def matches(build_id: str, selectors: Iterable[str]) -> bool:
-    """fnmatch with brace expansion (wcmatch), imported only when a selector is given."""
+SELECTOR_LIMIT = 1000
+"""Patterns one selector may expand to (wcmatch's default limit): ``{1..100000}`` is refused."""
+
+
+@cache
+def _matcher(selector: str) -> Any:
+    """The compiled selector (wcmatch, imported only when a selector is given), once per run:
+    compiling ``{1..999}`` takes a fifth of a second, matching it a millisecond."""
     from wcmatch import fnmatch
 
-    return bool(fnmatch.fnmatch(build_id, list(selectors), flags=fnmatch.BRACE))
+    try:
+        return fnmatch.compile([selector], flags=fnmatch.BRACE, limit=SELECTOR_LIMIT)
+    except Exception as exc:  # PatternLimitException (of a private module), or its like
+        raise ConfigError(
+            f"selector {_shown(selector)} cannot be used: {exc}",
+            hint=f"a selector may expand to at most {SELECTOR_LIMIT} patterns; "
+            "list fewer, or use * and ?",
+        ) from None
+
+
+def matches(build_id: str, selectors: Iterable[str]) -> bool:
+    """fnmatch with brace expansion (wcmatch): does any selector match ``build_id``?"""
+    return any(_matcher(selector).match(build_id) for selector in selectors)
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:60]) + f"... ({len(text)} chars)"
 
 
 def select(builds: Sequence[Build], selectors: Sequence[str]) -> list[Build]:
@@ -128,7 +151,7 @@ def select(builds: Sequence[Build], selectors: Sequence[str]) -> list[Build]:
         if not any(matches(b.id, [selector]) for b in builds):
             known = ", ".join(b.id for b in builds[:6]) + (", ..." if len(builds) > 6 else "")
             raise NothingSelectedError(
-                f"selector {selector!r} matches no build", hint=f"builds are: {known}"
+                f"selector {_shown(selector)} matches no build", hint=f"builds are: {known}"
             )
     return [b for b in builds if matches(b.id, selectors)]
 

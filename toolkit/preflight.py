@@ -48,8 +48,8 @@ ISOLATIONS = ("process", "hyperv")
 PROCESS_ACROSS_BUILDS = frozenset({(26100, 20348)})
 
 # Bounded digit counts: an engine's thousands of digits must not reach int() (ValueError).
-_KERNEL = re.compile(r"^\s*(\d{1,9})\.(\d{1,9})\s+(\d{1,9})\b")
-_OS_BUILD = re.compile(r"OS Build (\d{1,9})\.(\d{1,9})\b")
+_KERNEL = re.compile(r"\s*([0-9]{1,9})\.([0-9]{1,9})\s+([0-9]{1,9})\b")
+_OS_BUILD = re.compile(r"OS Build ([0-9]{1,9})\.([0-9]{1,9})\b")
 
 
 @dataclass(frozen=True, kw_only=True)

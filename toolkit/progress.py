@@ -132,16 +132,29 @@ class _Row:
 
 
 class LiveReporter:
-    """A rich live table: one row per running target (step N/M, instruction, elapsed)."""
+    """A rich live table: one row per running target (step N/M, instruction, elapsed).
 
-    def __init__(self, out: IO[str]) -> None:
+    The table shows only while targets run: with none running it renders nothing (no header
+    row left behind after the run), and it is transient, so whatever it still shows when the
+    view stops (Ctrl-C while targets were stopping) is cleared rather than left on screen as if
+    still running. Results are printed above it as targets finish.
+    """
+
+    def __init__(
+        self, out: IO[str], *, force_terminal: bool | None = None, width: int | None = None
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self._console = Console(file=out)
+        self._console = Console(file=out, force_terminal=force_terminal, width=width)
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
-        self._live = Live(get_renderable=self._table, console=self._console, refresh_per_second=4)
+        self._live = Live(
+            get_renderable=self._table,
+            console=self._console,
+            refresh_per_second=4,
+            transient=True,
+        )
 
     def __enter__(self) -> LiveReporter:
         self._live.start()
@@ -150,27 +163,52 @@ class LiveReporter:
     def __exit__(self, *exc: object) -> None:
         self._live.stop()
 
+    def draw(self) -> None:
+        """Draw the table now (it also redraws itself four times a second)."""
+        self._live.refresh()
+
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         now = time.monotonic()
         with self._lock:
             rows = list(self._rows.items())
-        table = Table(box=None, show_header=True, header_style="bold")
-        for column in ("target", "host", "step", "instruction", "elapsed"):
-            table.add_column(column, no_wrap=True)
-        # Identifiers stay whole; the instruction is cut to what the terminal has left.
-        id_width = max((len(b) for b, _ in rows), default=6)
-        host_width = min(30, max((len(r.host) for _, r in rows), default=4))
-        room = self._console.width - id_width - host_width - len("12/34") - len("12m34s") - 10
-        for build_id, row in rows:
-            step = f"{row.step}/{row.total}" if row.total else "-"
+        if not rows:
+            return Text("")
+        # Every column gets an exact width that fits the terminal, so rich never squeezes one:
+        # identifiers stay whole; a long host is shortened in the middle (scheme and port stay
+        # readable); the instruction takes what is left and is cut at its end.
+        now_rows = [
+            (
+                build_id,
+                row.host,
+                f"{row.step}/{row.total}" if row.total else "-",
+                row.instruction,
+                _duration(now - row.start),
+            )
+            for build_id, row in rows
+        ]
+        id_width = max(len("target"), *(len(r[0]) for r in now_rows))
+        step_width = max(len("step"), *(len(r[2]) for r in now_rows))
+        elapsed_width = max(len("elapsed"), *(len(r[4]) for r in now_rows))
+        left = self._console.width - id_width - step_width - elapsed_width - 2 * 4
+        host_width = min(30, max(len("host"), *(len(r[1]) for r in now_rows)))
+        host_width = max(12, min(host_width, left - 12))
+        instruction_width = max(10, left - host_width)
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        widths = (id_width, host_width, step_width, instruction_width, elapsed_width)
+        for column, width in zip(
+            ("target", "host", "step", "instruction", "elapsed"), widths, strict=True
+        ):
+            table.add_column(column, no_wrap=True, width=width)
+        for build_id, host, step, instruction, elapsed in now_rows:
             table.add_row(
                 build_id,
-                _clip(row.host, host_width),
+                _clip_middle(host, host_width),
                 step,
-                _clip(row.instruction, max(10, room)),
-                _duration(now - row.start),
+                _clip(instruction, instruction_width),
+                elapsed,
             )
         return table
 
@@ -201,6 +239,15 @@ class LiveReporter:
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _clip_middle(text: str, width: int) -> str:
+    """``tcp://win2019-b…example.net:2376``: both ends kept, the middle cut."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 def result_line(result: BuildResult) -> str:

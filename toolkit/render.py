@@ -8,7 +8,8 @@ removed.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import jinja2
 
 from toolkit.errors import CheckFailedError, OutputError, TemplateError, ToolkitError
-from toolkit.files import write_files
+from toolkit.files import UnreadableFile, read_text, write_files
 from toolkit.matrix import Build, matches, select_builds
 
 DOCKERFILE = "Dockerfile"
@@ -39,44 +40,99 @@ class FileState:
     new: str | None
 
     def diff(self, root: Path) -> str:
-        rel = self.path.relative_to(root).as_posix()
+        """A unified diff from the file on disk to the rendered text, its paths relative to
+        ``root`` with git's ``a/`` and ``b/`` prefixes: ``git apply`` (or ``patch -p1``) run in
+        ``root`` takes it."""
+        rel = Path(os.path.relpath(self.path.absolute(), root.absolute())).as_posix()
         old_name = f"a/{rel}" if self.old is not None else "/dev/null"
         new_name = f"b/{rel}" if self.new is not None else "/dev/null"
         return "".join(
-            difflib.unified_diff(
-                (self.old or "").splitlines(keepends=True),
-                (self.new or "").splitlines(keepends=True),
-                old_name,
-                new_name,
-            )
+            difflib.unified_diff(_patch_lines(self.old), _patch_lines(self.new), old_name, new_name)
         )
 
 
+def _patch_lines(text: str | None) -> list[str]:
+    """``text`` as the lines of a patch: split at LF only, and a last line without one marked
+    as unified diffs mark it (or the patch would be corrupt)."""
+    if not text:
+        return []
+    lines = [line + "\n" for line in text.split("\n")]
+    if text.endswith("\n"):
+        lines.pop()
+    else:
+        lines[-1] = lines[-1] + "\\ No newline at end of file\n"
+    return lines
+
+
+def diff_root(out: Path) -> Path:
+    """Where diff paths start: the root of the git work tree holding ``out`` (so ``git apply``
+    takes the diff from any directory of it), else the current directory."""
+    start = out.absolute()
+    for directory in (start, *start.parents):
+        if os.path.exists(directory / ".git"):
+            return directory
+    return Path.cwd()
+
+
+class TemplateLoader(jinja2.BaseLoader):
+    """Templates from one directory, read through toolkit.files: a FIFO or device in the
+    templates directory is an error, not a hang; a file that is not UTF-8 is named."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        from jinja2.loaders import split_template_path
+
+        path = self.root.joinpath(*split_template_path(template))
+        try:
+            text = read_text(path)
+        except UnreadableFile as exc:
+            if exc.missing:
+                raise jinja2.TemplateNotFound(template) from None
+            raise TemplateError(
+                f"{path}: cannot read the template: {exc.why}", hint="fix or replace the file"
+            ) from None
+        return text, str(path), lambda: False
+
+
 def template_environment(templates: Path) -> jinja2.Environment:
-    """The Jinja2 environment of ``templates``.
+    """A sandboxed Jinja environment over ``templates``, its compiled templates cached.
+
+    Templates are trusted (they are the project's own), but the sandbox costs nothing measurable
+    (bench/render.py) and keeps a template from reaching Python internals
+    (``cycler.__init__.__globals__.os``), so a hostile change in review cannot run commands
+    on the machine that renders.
 
     Compiling the templates costs more than rendering the whole matrix (some 45 ms against 16 ms
     for 80 Dockerfiles), so compiled templates are kept in Jinja2's own bytecode cache, keyed by
     each template's source checksum: a private per-user directory under the system's temporary
     directory (Jinja2 refuses one another user owns or can write).
     """
-    if not templates.is_dir():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    if not os.path.isdir(templates):  # False, not OSError, for a name too long
         raise TemplateError(
             f"{templates}: templates directory not found", hint="pass --templates DIR"
         )
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
+    return ImmutableSandboxedEnvironment(
+        loader=TemplateLoader(templates),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         newline_sequence="\n",
+        auto_reload=False,
         bytecode_cache=_bytecode_cache(),
     )
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    # Files of their own: Jinja keys its cache by template name and source, not by environment,
+    # and code compiled for a plain Environment calls functions without the sandbox's check.
     try:
-        return jinja2.FileSystemBytecodeCache()
+        return jinja2.FileSystemBytecodeCache(pattern="__toolkit_sandboxed_%s.cache")
     except RuntimeError:  # no private cache directory can be made: compile every time
         return None
 
@@ -111,28 +167,63 @@ def template_context(build: Build) -> dict[str, object]:
 def render_dockerfile(env: jinja2.Environment, build: Build) -> str:
     name = template_name(build)
     try:
-        template = env.get_template(name)
-        text = template.render(template_context(build))
-    except jinja2.TemplateNotFound as exc:
-        missing = exc.name if isinstance(exc.name, str) else name
-        needed = build.id if missing == name else f"{name}, for {build.id}"
-        raise TemplateError(
-            f"template {missing!r} not found (needed by {needed})",
-            hint=f"add templates/{missing}",
-        ) from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}",
-            hint="fix the template",
-        ) from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(
-            f"{name}: rendering {build.id}: {exc.message}",
-            hint=f"the template may use only: {', '.join(template_context(build))}",
-        ) from None
+        text = env.get_template(name).render(template_context(build))
+    except ToolkitError:
+        raise
+    except Exception as exc:  # template code is user code: whatever it raises is its error
+        raise _template_error(exc, name, build) from None
     if not text.endswith("\n"):
         text += "\n"
     return text
+
+
+def _template_error(exc: Exception, name: str, build: Build) -> TemplateError:
+    """One line for any failure of the template ``name`` rendering ``build``: where (the
+    template file and line, which may be an included one) and what."""
+    if isinstance(exc, jinja2.TemplateNotFound):
+        missing = exc.name if isinstance(exc.name, str) else str(exc)
+        if missing == name:
+            return TemplateError(
+                f"template {name!r} not found (needed by {build.id})", hint=f"add templates/{name}"
+            )
+        where = _template_location(exc) or name
+        return TemplateError(
+            f"{where}: included template {missing!r} not found (rendering {build.id})",
+            hint=f"add templates/{missing} or fix the include",
+        )
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(
+            f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}",
+            hint="fix the template",
+        )
+    where = _template_location(exc) or name
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(
+            f"{where}: rendering {build.id}: {exc.message}",
+            hint=f"the template may use only: {', '.join(template_context(build))}",
+        )
+    if isinstance(exc, RecursionError):
+        return TemplateError(
+            f"{where}: rendering {build.id}: the template includes or calls itself without end",
+            hint="check its {% include %} and macro calls",
+        )
+    what = exc.message if isinstance(exc, jinja2.TemplateError) else str(exc)
+    return TemplateError(
+        f"{where}: rendering {build.id}: {type(exc).__name__}: {what}"[:500],
+        hint="fix the template",
+    )
+
+
+def _template_location(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost template frame of ``exc``'s traceback (Jinja rewrites
+    tracebacks so that template frames carry the template's file name and line)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:  # jinja2.debug.fake_traceback
+            found = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 def dockerfile_path(out: Path, build: Build) -> Path:
@@ -140,15 +231,79 @@ def dockerfile_path(out: Path, build: Build) -> Path:
 
 
 def _existing(out: Path) -> list[Path]:
-    """Dockerfiles already under ``out`` in the layout <line>/<os>/<variant>/Dockerfile."""
-    if not out.is_dir():
-        return []
-    return sorted(out.glob(f"*/*/*/{DOCKERFILE}"))
+    """Dockerfiles already under ``out`` in the layout <line>/<os>/<variant>/Dockerfile.
+
+    Nothing below ``out`` is followed through a symbolic link: a link on the layout's paths is
+    refused (see :func:`check_tree`), anything else is not render's business. (Strings and
+    ``os.scandir``, not pathlib: this runs on every render of a 50-file tree.)
+    """
+
+    def walk(directory: str, depth: int) -> Iterator[Path]:
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise OutputError(
+                f"{directory}: cannot list: {exc.strerror}", hint="check the directory"
+            ) from None
+        for entry in entries:
+            if depth == 3:
+                if entry.name == DOCKERFILE:
+                    if entry.is_symlink():
+                        _refuse_link(Path(entry.path), out)
+                    yield Path(entry.path)
+                continue
+            if entry.is_symlink():
+                if entry.is_dir():  # a directory link the layout's paths would go through
+                    _refuse_link(Path(entry.path), out)
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from walk(entry.path, depth + 1)
+
+    return list(walk(os.fspath(out), 0)) if os.path.isdir(out) else []
+
+
+def _refuse_link(path: Path, out: Path) -> None:
+    if not path.is_symlink():
+        return
+    where = "out of" if not _inside(path, out) else "within"
+    raise OutputError(
+        f"{path}: a symbolic link ({where} {out}); refused, nothing written",
+        hint=f"the toolkit reads, writes and removes only plain files and directories under "
+        f"{out}: replace the link with a directory or file, or remove it",
+    )
+
+
+def _inside(path: Path, out: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(out))
 
 
 def _stale_id(out: Path, path: Path) -> str:
     line, _os, variant = path.relative_to(out).parts[:3]
     return f"{line}-{variant}"
+
+
+def check_tree(out: Path, relatives: Sequence[str]) -> None:
+    """Refuse (OutputError) when a path render would read, write or remove goes through a
+    symbolic link below ``out`` (``out`` itself may be one). ``relatives`` are those paths
+    relative to ``out``, ``/``-separated (``3.8-rc/windows/windowsservercore-1809/Dockerfile``).
+
+    A link out of the tree would have render write, delete "stale" files and (``--check``)
+    print files elsewhere; a link within it would have two directories of the layout be one,
+    and a stale one's removal delete a file just written. Neither is what anyone means.
+    """
+    root = os.fspath(out)
+    seen: set[str] = set()
+    for relative in relatives:
+        current = root
+        for part in relative.split("/"):
+            current = os.path.join(current, part)
+            if current not in seen:  # the line and os directories are shared by many
+                seen.add(current)
+                if os.path.islink(current):
+                    _refuse_link(Path(current), out)
 
 
 def plan_render(
@@ -164,6 +319,7 @@ def plan_render(
     identifier matches them are considered.
     """
     states: list[FileState] = []
+    check_tree(out, [f"{b.directory}/{DOCKERFILE}" for b in selected])
     for build in selected:
         path = dockerfile_path(out, build)
         new = render_dockerfile(env, build)
@@ -187,36 +343,37 @@ def plan_render(
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutputError(f"{path}: cannot read: {exc}", hint="check the file") from None
+        return read_text(path)
+    except UnreadableFile as exc:
+        if exc.missing:
+            return None
+        raise OutputError(f"{path}: cannot read: {exc.why}", hint="check the file") from None
+
+
+def changed_files(states: Sequence[FileState]) -> list[tuple[Path, str]]:
+    """What writing ``states`` means: the new text of each changed or missing file."""
+    return [
+        (state.path, state.new)
+        for state in states
+        if state.change in (Change.CHANGED, Change.MISSING) and state.new is not None
+    ]
+
+
+def stale_files(states: Sequence[FileState]) -> list[Path]:
+    return [state.path for state in states if state.change is Change.STALE]
 
 
 def apply_render(out: Path, states: Sequence[FileState]) -> None:
-    """Write what ``plan_render`` found changed or missing; then remove stale files."""
-    write_files(
-        [
-            (state.path, state.new)
-            for state in states
-            if state.change in (Change.CHANGED, Change.MISSING) and state.new is not None
-        ],
-        durable=False,
-    )
-    for state in states:
-        if state.change is Change.STALE:
-            try:
-                state.path.unlink()
-            except OSError as exc:
-                raise OutputError(
-                    f"{state.path}: cannot remove stale file: {exc.strerror}",
-                    hint="remove it by hand",
-                ) from None
-            _prune_empty(state.path.parent, out)
+    """Write what ``plan_render`` found changed or missing and remove the stale files, as one
+    transaction (toolkit.files): on any failure every file is as it was."""
+    stale = stale_files(states)
+    write_files(changed_files(states), remove=stale, durable=False)
+    for path in stale:
+        prune_empty(path.parent, out)
 
 
-def _prune_empty(directory: Path, root: Path) -> None:
+def prune_empty(directory: Path, root: Path) -> None:
+    """Remove ``directory`` and its parents up to ``root`` (excluded) while they are empty."""
     while directory != root and root in directory.parents:
         try:
             directory.rmdir()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import CheckFailedError, ConfigError, ToolkitError
+from toolkit.files import UnreadableFile, read_text
 from toolkit.imagepage import Page, PageStyle, page_record, parse_pages, write_page, write_pages
 from toolkit.pagesource import RegistryReader, UrlHeaders, read_pages
 from toolkit.provenance import PlatformCheck
@@ -86,10 +87,9 @@ def read_saved(paths: Sequence[Path]) -> list[tuple[Page, PageStyle]]:
     found: list[tuple[Page, PageStyle]] = []
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"{path}: cannot read: {reason}", hint="check --page") from None
+            text = read_text(path)  # a FIFO or device is refused, not waited on
+        except UnreadableFile as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.why}", hint="check --page") from None
         parsed = parse_pages(text, str(path))
         found.extend((page, parsed.style) for page in parsed.pages)
     return found

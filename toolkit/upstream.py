@@ -21,13 +21,16 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from toolkit.errors import SourceError
-from toolkit.versions import LineName
+from toolkit.versions import CPYTHON_VERSION_RE, PIP_VERSION_RE, LineName
 
-FOLDER_RE = re.compile(r"^(?P<release>[0-9]+\.[0-9]+\.[0-9]+)/$")
-_VERSION = r"[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[1-9][0-9]*)?"
-INSTALLER_RE = re.compile(rf"^python-(?P<version>{_VERSION})-amd64\.exe$")
-TARBALL_RE = re.compile(rf"^Python-(?P<version>{_VERSION})\.(?:tgz|tar\.xz)$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# Entries are matched loosely (any digits), then the version must be one versions.json accepts
+# (CPYTHON_VERSION_RE: no leading zeros, at most 6 digits a number): an entry that is not is
+# passed over with a note rather than pinned (3.8.99999999999999999999 is nobody's release).
+_LOOSE = r"(?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[0-9]+)?)"
+FOLDER_RE = re.compile(r"(?P<release>[0-9]+\.[0-9]+\.[0-9]+)/\Z")
+INSTALLER_RE = re.compile(rf"python-{_LOOSE}-amd64\.exe\Z")
+TARBALL_RE = re.compile(rf"Python-{_LOOSE}\.(?:tgz|tar\.xz)\Z")
+COMMIT_RE = re.compile(r"[0-9a-f]{40}\Z")
 
 
 # --- python.org directory index -------------------------------------------------------------
@@ -83,10 +86,34 @@ def _version(text: str) -> Version | None:
         return None
 
 
+def plausible(version: str) -> bool:
+    """True when ``version`` is one versions.json would accept (see CPYTHON_VERSION_RE)."""
+    return CPYTHON_VERSION_RE.match(version) is not None
+
+
 def _matched_versions(entries: Sequence[str], pattern: re.Pattern[str]) -> set[Version]:
     matches = (pattern.match(entry) for entry in entries)
-    versions = (_version(m["version"]) for m in matches if m is not None)
+    versions = (_version(m["version"]) for m in matches if m and plausible(m["version"]))
     return {v for v in versions if v is not None}
+
+
+def _of_line(version: str, major: int, minor: int) -> bool:
+    return version.split(".")[:2] == [str(major), str(minor)]
+
+
+def implausible(entries: Sequence[str], major: int, minor: int) -> list[str]:
+    """Versions of the line ``major.minor`` that entries (folders, installers, tarballs) name
+    but that are not plausible (``3.8.99999999999999999999``): passed over, named in a note."""
+    found: dict[str, None] = {}
+    for entry in entries:
+        for pattern in (FOLDER_RE, INSTALLER_RE, TARBALL_RE):
+            match = pattern.match(entry)
+            if match is None:
+                continue
+            version = match[1]
+            if _of_line(version, major, minor) and not plausible(version):
+                found[version] = None
+    return list(found)
 
 
 def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Version]:
@@ -94,7 +121,9 @@ def release_folders(entries: Sequence[str], major: int, minor: int) -> list[Vers
     found = set()
     for entry in entries:
         match = FOLDER_RE.match(entry)
-        version = _version(match["release"]) if match is not None else None
+        if match is None or not plausible(match["release"]):
+            continue
+        version = _version(match["release"])
         if version is not None and version.release[:2] == (major, minor):
             found.add(version)
     return sorted(found, reverse=True)
@@ -118,9 +147,17 @@ class PythonChoice:
     version: Version | None
     skipped: tuple[Version, ...] = ()
     final_out: Version | None = None
+    ignored: tuple[str, ...] = ()
 
     def notes(self) -> list[str]:
         notes: list[str] = []
+        if self.ignored:
+            shown = ", ".join(version[:40] for version in dict.fromkeys(self.ignored[:3]))
+            more = f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else ""
+            notes.append(
+                f"{self.line.name}: passed over {shown}{more}: not a plausible version "
+                "(a number of more than 6 digits, or with a leading zero)"
+            )
         finals = [v for v in self.skipped if not v.is_prerelease]
         if len(finals) >= 2:
             newest, oldest = finals[0], finals[-1]
@@ -142,15 +179,21 @@ class PythonChoice:
 
 
 def select_python(
-    line: LineName, folders: Sequence[Version], list_folder: Callable[[Version], Sequence[str]]
+    line: LineName,
+    folders: Sequence[Version],
+    list_folder: Callable[[Version], Sequence[str]],
+    ignored: Sequence[str] = (),
 ) -> PythonChoice:
     """Walk the line's release folders newest first until a version with an installer is found.
 
-    ``folders`` come from the top index (newest first); ``list_folder`` returns a folder's entries.
+    ``folders`` come from the top index (newest first); ``list_folder`` returns a folder's entries;
+    ``ignored`` are the top index's implausible entries of the line, for the notes.
     """
     skipped: list[Version] = []
+    passed_over = list(ignored)
     for folder in folders:
         entries = list_folder(folder)
+        passed_over += implausible(entries, line.major, line.minor)
         installers = installer_versions(entries)
         in_folder = sorted(
             (v for v in listed_versions(entries) if Version(v.base_version) == folder),
@@ -168,18 +211,26 @@ def select_python(
                     version if not version.is_prerelease else Version(f"{line.major_minor}.0")
                 )
             return PythonChoice(
-                line=line, version=version, skipped=tuple(skipped), final_out=final_out
+                line=line,
+                version=version,
+                skipped=tuple(skipped),
+                final_out=final_out,
+                ignored=tuple(passed_over),
             )
-    return PythonChoice(line=line, version=None, skipped=tuple(skipped))
+    return PythonChoice(line=line, version=None, skipped=tuple(skipped), ignored=tuple(passed_over))
 
 
 # --- PyPI -----------------------------------------------------------------------------------
 
 
-def select_pip(document: Any, python_version: str, *, source: str) -> str:
+def select_pip(
+    document: Any, python_version: str, *, source: str, notes: list[str] | None = None
+) -> str:
     """The newest final pip with a non-yanked file whose requires_python admits ``python_version``.
 
     ``document`` is PyPI's JSON for pip (``<pypi>/pip/json``); ``source`` names it in errors.
+    A release whose version versions.json would refuse (``99999999999999999999.0``) is passed
+    over, with a note added to ``notes``.
     """
     releases = document.get("releases") if isinstance(document, dict) else None
     if not isinstance(releases, dict):
@@ -197,6 +248,10 @@ def select_pip(document: Any, python_version: str, *, source: str) -> str:
         if version.is_prerelease or version.is_devrelease or not isinstance(files, list):
             continue
         if version.local is not None or version.epoch != 0:  # not a PyPI release of pip
+            continue
+        if not PIP_VERSION_RE.match(str(version)):
+            if notes is not None:
+                notes.append(f"pip {str(version)[:40]}: not a plausible version; passed over")
             continue
         if any(_file_admits(f, python) for f in files):
             admitted.append(version)

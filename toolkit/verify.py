@@ -97,7 +97,7 @@ _NO_SETUPTOOLS = (
 )
 
 PIP_RE = re.compile(
-    r"^pip (?P<version>\S+) from (?P<where>.+) \(python (?P<python>[0-9]+\.[0-9]+)\)$"
+    r"^pip (?P<version>\S+) from (?P<where>.+) \(python (?P<python>[0-9]+\.[0-9]+)\)\Z"
 )
 VERSION_RE = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.")
 # Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).

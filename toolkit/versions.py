@@ -23,22 +23,28 @@ from toolkit.windows import (
     suggest_release,
 )
 
-LINE_RE = re.compile(r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)(?P<rc>-rc)?$")
+# Every pattern here is matched whole (``\Z``, not ``$``: ``$`` also matches before a final
+# newline, and "3.8-rc\n" would pass as a line name). A number has no leading zero and at most
+# six digits: CPython's and pip's never come close, a 20-digit "version" from a source is not
+# one, and a 5000-digit one would exceed int()'s conversion limit.
+NUMBER = r"(?:0|[1-9][0-9]{0,5})"
+LINE_RE = re.compile(rf"(?P<major>{NUMBER})\.(?P<minor>{NUMBER})(?P<rc>-rc)?\Z")
 # CPython's own version scheme (a subset of PEP 440): X.Y.Z, or X.Y.Z{a,b,rc}N before a final.
 # Plain regular expressions rather than packaging.version keep the loader's import cheap.
 CPYTHON_VERSION_RE = re.compile(
-    r"^(?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.(?P<micro>[0-9]+)(?P<pre>(?:a|b|rc)[1-9][0-9]*)?$"
+    rf"(?P<major>{NUMBER})\.(?P<minor>{NUMBER})\.(?P<micro>{NUMBER})"
+    rf"(?P<pre>(?:a|b|rc)[1-9][0-9]{{0,5}})?\Z"
 )
 # pip's releases in canonical PEP 440 form: 19.2.3, 24.0, 25.1b1, 9.0.post1.
 PIP_VERSION_RE = re.compile(
-    r"^[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?$"
+    rf"{NUMBER}(?:\.{NUMBER})*(?:(?:a|b|rc){NUMBER})?(?:\.post{NUMBER})?(?:\.dev{NUMBER})?\Z"
 )
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 GET_PIP_URL_RE = re.compile(
-    r"^https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
-    r"(?P<path>get-pip\.py|public/get-pip\.py|public/[0-9]+\.[0-9]+/get-pip\.py)$"
+    r"https://github\.com/pypa/get-pip/raw/(?P<commit>[0-9a-f]{40})/"
+    r"(?P<path>get-pip\.py|public/get-pip\.py|public/[0-9]+\.[0-9]+/get-pip\.py)\Z"
 )
-VARIANT_RE = re.compile(r"^(?P<os>windows)/(?P<flavor>[a-z]+)-(?P<release>[A-Za-z0-9.]+)$")
+VARIANT_RE = re.compile(r"(?P<os>windows)/(?P<flavor>[a-z]+)-(?P<release>[A-Za-z0-9.]+)\Z")
 FLAVORS = ("windowsservercore", "nanoserver")
 
 EXIT_CODE_KEY = "check-installer-exit-code"
@@ -64,7 +70,7 @@ class LineName:
         """The parsed name; ConfigError when ``name`` is not ``X.Y`` or ``X.Y-rc``."""
         match = LINE_RE.match(name)
         if match is None:
-            raise ConfigError(f"{name!r} is not a Python line", hint='name it "X.Y" or "X.Y-rc"')
+            raise ConfigError(f"{_shown(name)} is not a Python line", hint=_line_hint(name))
         return cls(
             name=name, major=int(match["major"]), minor=int(match["minor"]), rc=bool(match["rc"])
         )
@@ -172,6 +178,23 @@ class VersionsFile:
         raise KeyError(name)
 
 
+def _shown(value: str, limit: int = 60) -> str:
+    """``value`` quoted for a message, cut when absurdly long (a 5000-digit "line")."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} chars)"
+
+
+def _line_hint(name: str) -> str:
+    loose = re.fullmatch(r"([0-9]+)\.([0-9]+)(-rc)?", name, flags=re.ASCII)
+    if loose is not None:
+        numbers = loose.group(1, 2)
+        if any(len(n) > 6 for n in numbers):
+            return "a Python line's numbers have at most 6 digits"
+        if any(len(n) > 1 and n.startswith("0") for n in numbers):
+            fixed = f"{int(numbers[0])}.{int(numbers[1])}{loose[3] or ''}"
+            return f"write it without leading zeros: {fixed}"
+    return 'name it "X.Y" or "X.Y-rc", e.g. 3.8-rc'
+
+
 def python_release(version: str) -> str:
     """The final release a version belongs to: 3.8.0rc1 -> 3.8.0, 3.7.4 -> 3.7.4."""
     match = CPYTHON_VERSION_RE.match(version)
@@ -187,6 +210,8 @@ def jq_path(*parts: str | int) -> str:
             out += f"[{part}]"
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
             out += f".{part}"
+        elif len(part) > 60:  # a hostile key: name it, do not print it whole
+            out += "." + json.dumps(part[:60])[:-1] + f'..." ({len(part)} chars)'
         else:
             out += "." + json.dumps(part)
     return out or "."
@@ -251,14 +276,17 @@ def _no_duplicates(path: Path) -> Any:
 
 def load_versions(path: Path) -> VersionsFile:
     """Read and validate ``path``; raise ConfigError naming the first problem."""
+    from toolkit.files import UnreadableFile, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such file", hint="run from the repository root or pass --versions PATH"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}", hint="check the file") from None
+        text = read_text(path)
+    except UnreadableFile as exc:
+        if exc.missing:
+            raise ConfigError(
+                f"{path}: no such file",
+                hint="run from the repository root or pass --versions PATH",
+            ) from None
+        raise ConfigError(f"{path}: cannot read: {exc.why}", hint="check the file") from None
     return parse_versions(text, path)
 
 
@@ -268,6 +296,14 @@ def parse_versions(text: str, path: Path) -> VersionsFile:
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}", hint="fix the syntax"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: invalid JSON: nested too deeply", hint="versions.json nests 4 levels"
+        ) from None
+    except ValueError:  # a number of thousands of digits: int()'s conversion limit
+        raise ConfigError(
+            f"{path}: invalid JSON: a number of thousands of digits", hint="fix the number"
         ) from None
     check = _Checker(path)
     top = check.obj(data, ())
@@ -291,8 +327,8 @@ def _parse_line(check: _Checker, name: str, body: object) -> PythonLine:
     if parsed is None:
         raise check.fail(
             (name, "version"),
-            f"{version!r} is not a CPython version",
-            "use X.Y.Z or X.Y.Z{a,b,rc}N, e.g. 3.8.0rc1",
+            f"{_shown(version)} is not a CPython version",
+            "use X.Y.Z or X.Y.Z{a,b,rc}N without leading zeros, e.g. 3.8.0rc1",
         )
     major, minor = line_name.major, line_name.minor
     if (int(parsed["major"]), int(parsed["minor"])) != (major, minor):
@@ -391,7 +427,7 @@ def _get_pip(
     if not PIP_VERSION_RE.match(pip_version):
         raise check.fail(
             (name, "pip", "version"),
-            f"{pip_version!r} is not a pip version",
+            f"{_shown(pip_version)} is not a pip version",
             "use a released version such as 19.2.3",
         )
 
@@ -400,12 +436,14 @@ def _get_pip(
     url = check.string(get_pip["url"], (name, "get-pip", "url"))
     if not url.startswith("https://"):
         raise check.fail(
-            (name, "get-pip", "url"), f"{url!r} is not an https URL", "use https://github.com/..."
+            (name, "get-pip", "url"),
+            f"{_shown(url, 200)} is not an https URL",
+            "use https://github.com/...",
         )
     if not GET_PIP_URL_RE.match(url):
         raise check.fail(
             (name, "get-pip", "url"),
-            f"{url!r} is not pinned to a pypa/get-pip commit",
+            f"{_shown(url, 200)} is not pinned to a pypa/get-pip commit",
             "use https://github.com/pypa/get-pip/raw/<40-hex commit>/get-pip.py (or run toolkit bump)",
         )
     return pip_version, url, _sha256(check, get_pip["sha256"], (name, "get-pip", "sha256"))
@@ -417,7 +455,7 @@ def _sha256(check: _Checker, value: object, where: tuple[str | int, ...]) -> str
         what = (
             f"sha256 has {len(sha)} characters, not 64"
             if len(sha) != 64
-            else f"{sha!r} is not lowercase hex"
+            else f"{_shown(sha, 64)} is not lowercase hex"
         )
         raise check.fail(where, what, "paste the 64 lowercase hex digits of sha256sum")
     return sha
@@ -429,7 +467,7 @@ def _variant(check: _Checker, raw: object, where: tuple[str | int, ...]) -> Vari
     if match is None:
         raise check.fail(
             where,
-            f"{text!r} is not a variant",
+            f"{_shown(text)} is not a variant",
             "use windows/windowsservercore-<release> or windows/nanoserver-<release>",
         )
     flavor = match["flavor"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,14 @@ import typer
 
 from toolkit.commands import options
 from toolkit.console import Console
+
+
+class PullPolicy(StrEnum):
+    """``--pull``: the choices are listed in the help (toolkit.driver checks them)."""
+
+    always = "always"
+    missing = "missing"
+    never = "never"
 
 
 def command(
@@ -35,9 +44,9 @@ def command(
         bool, typer.Option("--force", help="Build even when an image with the same hash exists.")
     ] = False,
     pull: Annotated[
-        str,
+        PullPolicy,
         typer.Option("--pull", help="Base image: always pull, pull when missing, or never pull."),
-    ] = "missing",
+    ] = PullPolicy.missing,
     network: Annotated[
         str | None,
         typer.Option(
@@ -53,10 +62,17 @@ def command(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline of one build, in seconds.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=options.seconds,
+            metavar="SECONDS",
+            help="Deadline of one build, in seconds.",
+        ),
     ] = 3 * 3600.0,
     jobs_per_host: Annotated[
-        int, typer.Option("--jobs-per-host", min=1, help="Builds at once on one host.")
+        int,
+        typer.Option("--jobs-per-host", min=1, metavar="N", help="Builds at once on one host."),
     ] = 1,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Start no new build after a failure.")
@@ -97,7 +113,7 @@ def command(
 
     settings = BuildSettings(
         repo=repo,
-        pull=pull,
+        pull=pull.value,
         network_mode=network,
         timeout=timeout,
         force=force,

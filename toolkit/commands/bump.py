@@ -67,6 +67,8 @@ def command(
         typer.Option(
             "--timeout",
             envvar="TOOLKIT_HTTP_TIMEOUT",
+            parser=options.seconds,
+            metavar="SECONDS",
             help="Seconds to connect, and between bytes read; the headers must be in within "
             "twice this.",
         ),
@@ -76,19 +78,28 @@ def command(
         typer.Option(
             "--request-time",
             envvar="TOOLKIT_HTTP_REQUEST_TIME",
+            parser=options.seconds,
+            metavar="SECONDS",
             help="Seconds one whole answer (headers and body) may take.",
         ),
     ] = 600.0,
     retries: Annotated[
         int,
         typer.Option(
-            "--retries", envvar="TOOLKIT_HTTP_RETRIES", help="Retries per URL after the first try."
+            "--retries",
+            envvar="TOOLKIT_HTTP_RETRIES",
+            metavar="N",
+            help="Retries per URL after the first try.",
         ),
     ] = 3,
     backoff: Annotated[
         float,
         typer.Option(
-            "--backoff", envvar="TOOLKIT_HTTP_BACKOFF", help="First retry delay (s); doubles."
+            "--backoff",
+            envvar="TOOLKIT_HTTP_BACKOFF",
+            parser=options.seconds_or_zero,
+            metavar="SECONDS",
+            help="First retry delay (s); doubles.",
         ),
     ] = 0.5,
     retry_time: Annotated[
@@ -96,11 +107,16 @@ def command(
         typer.Option(
             "--retry-time",
             envvar="TOOLKIT_HTTP_RETRY_TIME",
+            parser=options.seconds_or_zero,
+            metavar="SECONDS",
             help="Give up on a URL after this many seconds of retrying.",
         ),
     ] = 60.0,
     jobs: Annotated[
-        int, typer.Option("--jobs", envvar="TOOLKIT_HTTP_JOBS", help="Concurrent requests.")
+        int,
+        typer.Option(
+            "--jobs", envvar="TOOLKIT_HTTP_JOBS", metavar="N", help="Concurrent requests."
+        ),
     ] = 8,
 ) -> object:
     from toolkit.bump import BumpRequest, run_bump
@@ -140,9 +156,12 @@ def show(console: Console, outcome: BumpOutcome, *, as_json: bool) -> None:
     if as_json:
         console.json(plan.record(written=outcome.written))
     else:
+        from toolkit.render import diff_root
+
         console.write(plan.diff())
+        root = diff_root(request.out)  # paths from the repository root: git apply takes them
         for state in outcome.states:
-            console.write(state.diff(request.out.parent))  # paths as given: dockerfiles/3.8-rc/...
+            console.write(state.diff(root))
         for update in plan.updates:
             console.echo(update.summary())
     for note in plan.notes():

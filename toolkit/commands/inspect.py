@@ -17,7 +17,13 @@ def command(
     hosts_path: options.Hosts = None,
     host: options.HostOverrides = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline of each host's check, in seconds.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=options.seconds,
+            metavar="SECONDS",
+            help="Deadline of each host's check, in seconds.",
+        ),
     ] = options.WINRM_TIMEOUT,
     no_docker: Annotated[
         bool,

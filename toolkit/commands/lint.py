@@ -18,7 +18,7 @@ def command(
         bool, typer.Option("--no-hadolint", help="Skip the hadolint check.")
     ] = False,
 ) -> object:
-    from toolkit.lint import LintRequest, Severity, lint_matrix
+    from toolkit.lint import LintRequest, lint_matrix
 
     request = LintRequest(
         versions=versions,
@@ -28,11 +28,10 @@ def command(
     )
     outcome = lint_matrix(request)
     console = Console.from_process()
-    for finding in outcome.findings:
-        if finding.severity is Severity.ERROR:
-            console.note(finding.format())
-        else:
-            console.echo(finding.format())
+    for finding in outcome.findings:  # errors and warnings on one stream, in file order
+        console.echo(finding.format())
+    for note in outcome.notes:
+        console.echo(note)
     console.echo(
         f"{outcome.linted} Dockerfile(s) linted: {outcome.errors} error(s), "
         f"{outcome.warnings} warning(s)"

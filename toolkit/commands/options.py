@@ -7,6 +7,8 @@ defaults keep what they mean in one place. The host options come together as one
 
 from __future__ import annotations
 
+import math
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,10 +59,21 @@ HostOverrides = Annotated[
         show_default=False,
     ),
 ]
+
+
+class IsolationMode(StrEnum):
+    """``--isolation``: the choices are listed in the help (toolkit.preflight checks them)."""
+
+    process = "process"
+    hyperv = "hyperv"
+
+
 Isolation = Annotated[
-    str | None,
+    IsolationMode | None,
     typer.Option(
-        "--isolation", help="Force process or hyperv isolation (default: per host and image)."
+        "--isolation",
+        help="Force process or hyperv isolation (default: per host and image).",
+        show_default=False,
     ),
 ]
 NoPreflight = Annotated[
@@ -72,10 +85,47 @@ NoPreflight = Annotated[
 ]
 
 
+def _number_of_seconds(text: str, *, low: float, low_ok: bool) -> float:
+    """``text`` as seconds: finite, above ``low`` (or equal when ``low_ok``), at most a month
+    (toolkit.cancel.MAX_TIMEOUT). inf or 1e300 would overflow the socket and thread timeouts
+    they end up in (an OverflowError traceback), nan would pass every comparison."""
+    from toolkit.cancel import MAX_TIMEOUT
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    above = value >= low if low_ok else value > low
+    if not (math.isfinite(value) and above and value <= MAX_TIMEOUT):
+        least = f"{low:g} or more" if low_ok else f"more than {low:g}"
+        raise typer.BadParameter(
+            f"{str(text)[:40]!r} is not a number of seconds: use {least}, "
+            f"at most {MAX_TIMEOUT:.0f} (30 days)"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds, at most 30 days (option parser)."""
+    return _number_of_seconds(text, low=0, low_ok=False)
+
+
+def seconds_from_one(text: str) -> float:
+    """Like :func:`seconds`, at least 1 (network timeouts of the registry clients)."""
+    return _number_of_seconds(text, low=1, low_ok=True)
+
+
+def seconds_or_zero(text: str) -> float:
+    """Like :func:`seconds`, also 0 (a backoff, a retry time)."""
+    return _number_of_seconds(text, low=0, low_ok=True)
+
+
 WinRMTimeout = Annotated[
     float,
     typer.Option(
         "--winrm-timeout",
+        parser=seconds,
+        metavar="SECONDS",
         help="Deadline of each host's WinRM check, in seconds.",
         show_default=True,
     ),
@@ -117,14 +167,17 @@ def selectors(given: list[str] | None) -> tuple[str, ...]:
 
 
 def host_selection(
-    hosts: Path | None, overrides: list[str] | None, isolation: str | None, no_preflight: bool
+    hosts: Path | None,
+    overrides: list[str] | None,
+    isolation: IsolationMode | str | None,
+    no_preflight: bool,
 ) -> HostSelection:
     from toolkit.hosts import HostSelection
 
     return HostSelection(
         path=hosts,
         overrides=tuple(overrides or ()),
-        isolation=isolation,
+        isolation=isolation.value if isinstance(isolation, IsolationMode) else isolation,
         preflight=not no_preflight,
     )
 
@@ -156,6 +209,7 @@ Retries = Annotated[
         "--retries",
         envvar="TOOLKIT_REGISTRY_RETRIES",
         min=0,
+        metavar="N",
         max=10,
         help="Retries of a registry request after a 5xx answer or a connection error (never 4xx).",
     ),
@@ -166,7 +220,8 @@ RegistryTimeout = Annotated[
     typer.Option(
         "--registry-timeout",
         envvar="TOOLKIT_REGISTRY_TIMEOUT",
-        min=1.0,
+        parser=seconds_from_one,
+        metavar="SECONDS",
         help="Seconds to connect to the registry, and between bytes read.",
     ),
 ]

@@ -50,7 +50,8 @@ def command(
     host: options.HostOverrides = None,
     no_preflight: options.NoPreflight = False,
     jobs_per_host: Annotated[
-        int, typer.Option("--jobs-per-host", min=1, help="Pushes at once from one host.")
+        int,
+        typer.Option("--jobs-per-host", min=1, metavar="N", help="Pushes at once from one host."),
     ] = 1,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Start no new push after a failure.")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from toolkit.commands.options import seconds_from_one
+
 if TYPE_CHECKING:
     from toolkit.registry import Reference, RegistryClient
 
@@ -40,6 +42,7 @@ RetriesOpt = Annotated[
         "--retries",
         envvar="TOOLKIT_REGISTRY_RETRIES",
         min=0,
+        metavar="N",
         max=10,
         help="Retries of a request after a 5xx answer or a connection error (4xx: never).",
     ),
@@ -49,7 +52,8 @@ RegistryTimeoutOpt = Annotated[
     typer.Option(
         "--registry-timeout",
         envvar="TOOLKIT_REGISTRY_TIMEOUT",
-        min=1.0,
+        parser=seconds_from_one,
+        metavar="SECONDS",
         help="Seconds to connect, and between bytes read.",
     ),
 ]

@@ -8,7 +8,7 @@ import typer
 
 from toolkit.commands import options
 from toolkit.console import Console
-from toolkit.render import Change, RenderOutcome, RenderRequest, render_matrix
+from toolkit.render import Change, RenderOutcome, RenderRequest, diff_root, render_matrix
 
 VERBS = {Change.CHANGED: "updated", Change.MISSING: "created", Change.STALE: "removed"}
 
@@ -39,8 +39,9 @@ def show(console: Console, outcome: RenderOutcome) -> None:
     out = outcome.request.out
     drift = outcome.drift
     if outcome.request.check:
+        root = diff_root(out)  # paths from the repository root: git apply takes the diff
         for state in drift:
-            console.write(state.diff(out))
+            console.write(state.diff(root))
         if not drift:
             console.note(f"{len(outcome.states)} Dockerfile(s) up to date under {out}")
         return

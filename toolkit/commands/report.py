@@ -53,7 +53,12 @@ def command(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", envvar="TOOLKIT_REGISTRY_JOBS", min=1, max=64, help="Concurrent requests."
+            "--jobs",
+            envvar="TOOLKIT_REGISTRY_JOBS",
+            min=1,
+            max=64,
+            metavar="N",
+            help="Concurrent requests.",
         ),
     ] = 8,
     registry_ca: RegistryCAOpt = None,

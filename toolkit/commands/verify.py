@@ -25,7 +25,13 @@ def command(
         typer.Option("--network-checks", help="Also run pip install of a small package (network)."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline of one check, in seconds.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=options.seconds,
+            metavar="SECONDS",
+            help="Deadline of one check, in seconds.",
+        ),
     ] = 300.0,
     junit: Annotated[
         Path | None,
