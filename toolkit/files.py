@@ -32,7 +32,7 @@ import os
 import signal
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +110,22 @@ def read_text(path: Path, *, limit: int = MAX_INPUT_BYTES) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _create_beside(path: Path, suffix: str) -> tuple[Path, int]:
-    """A new, exclusively created file next to ``path`` (tempfile's import is slow)."""
+def _create_beside(
+    path: Path, suffix: str, record: Callable[[Path | None], None] = lambda _name: None
+) -> tuple[Path, int]:
+    """A new, exclusively created file next to ``path`` (tempfile's import is slow).
+
+    ``record`` learns each name before the file is created (and None when that name was
+    taken): a Ctrl-C that lands just after the creation, before this returns, must not leave
+    a file nobody knows about (the caller tidies what was recorded).
+    """
     for attempt in range(100):
         name = path.parent / f".{path.name}.{os.getpid()}.{attempt}.{suffix}"
+        record(name)
         try:
             return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
+            record(None)
             continue
     raise FileExistsError(f"{path.parent}: too many leftover temporary files")
 
@@ -156,25 +165,31 @@ def _mkdirs(directory: Path, made: list[Path]) -> None:
         missing.append(current)
         current = current.parent
     for path in reversed(missing):
+        made.append(path)  # before the mkdir: a Ctrl-C right after it leaves nothing unknown
         try:
             path.mkdir()
         except FileExistsError:
-            continue
-        made.append(path)
+            made.pop()
+        except OSError:
+            made.pop()
+            raise
 
 
 def _stage(change: _Change, *, durable: bool, made: list[Path]) -> None:
     assert change.text is not None
     path = change.target
+
+    def record(name: Path | None) -> None:
+        change.staged = name
+
     try:
         _mkdirs(path.parent, made)
-        tmp, fd = _create_beside(path, "tmp")
+        _tmp, fd = _create_beside(path, "tmp", record)
     except OSError as exc:
         raise OutputError(
             f"{path.parent}: cannot write: {exc.strerror or exc}; nothing was changed",
             hint="check the directory and its permissions",
         ) from None
-    change.staged = tmp
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(change.text)
