@@ -26,15 +26,15 @@ from typing import Any
 
 from toolkit.errors import RegistryError, RegistryNotFoundError
 from toolkit.matrix import Build
-from toolkit.registry import (
+from toolkit.mediatypes import (
     IMAGE_MANIFESTS,
     INDEX_TYPES,
     MANIFEST_LIST_V2,
     OCI_INDEX,
     OCI_MANIFEST,
     Fetched,
-    RegistryClient,
 )
+from toolkit.registry import RegistryClient
 
 CREATED = "created"
 UPDATED = "updated"

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import re
 import threading
@@ -38,7 +37,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -51,6 +49,13 @@ from toolkit.errors import (
     describe_exception,
 )
 from toolkit.hosts import is_loopback
+from toolkit.mediatypes import (
+    ACCEPT_MANIFESTS,
+    IMAGE_MANIFESTS,
+    INDEX_TYPES,
+    Fetched,
+    sha256_digest,
+)
 from toolkit.references import (
     Reference,
     base_url,
@@ -61,7 +66,6 @@ from toolkit.references import (
 from toolkit.transport import InsecureRedirect, new_session
 
 __all__ = [
-    "Fetched",
     "Reference",
     "RegistryClient",
     "RetryPolicy",
@@ -71,31 +75,11 @@ __all__ = [
     "split_scheme",
 ]
 
-MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_LIST_V2 = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-IMAGE_MANIFESTS = (MANIFEST_V2, OCI_MANIFEST)
-INDEX_TYPES = (MANIFEST_LIST_V2, OCI_INDEX)
-FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-ACCEPT_MANIFESTS = ", ".join((MANIFEST_LIST_V2, OCI_INDEX, MANIFEST_V2, OCI_MANIFEST))
 USER_AGENT = "windows-python-images-toolkit"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 64 * 1024 * 1024
 
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """A manifest as served: its media type, the sha256 of its bytes, the bytes."""
-
-    media_type: str
-    digest: str
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,10 +96,6 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         return float(min(self.max_backoff, self.backoff * 2**retry))
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:

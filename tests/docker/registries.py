@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.docker import engines as eng
-from toolkit.registry import FOREIGN_LAYER, MANIFEST_V2, OCI_MANIFEST, RegistryClient
+from toolkit.mediatypes import FOREIGN_LAYER, MANIFEST_V2, OCI_MANIFEST
+from toolkit.registry import RegistryClient
 
 URLS_ALLOW = "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n"
 # The three releases of the seed page (python:3.8-rc-windowsservercore, October 2019).

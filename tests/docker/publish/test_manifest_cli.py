@@ -20,7 +20,8 @@ from tests.docker.publish.conftest import TLSRegistry, TokenRegistry
 from tests.doubles.fault_proxy import Fault, FaultProxyDouble
 from toolkit.credentials import Credential, StaticCredentials
 from toolkit.matrix import Build, build_matrix
-from toolkit.registry import MANIFEST_LIST_V2, RegistryClient, RetryPolicy
+from toolkit.mediatypes import MANIFEST_LIST_V2
+from toolkit.registry import RegistryClient, RetryPolicy
 from toolkit.versions import parse_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=10)

@@ -16,6 +16,7 @@ from tests.conftest import REPO
 from tests.docker import registries as regs
 from tests.doubles.fault_proxy import Fault, FaultProxyDouble
 from toolkit.matrix import Build, build_matrix
+from toolkit.mediatypes import FOREIGN_LAYER, MANIFEST_LIST_V2, MANIFEST_V2, OCI_INDEX
 from toolkit.publish import (
     CREATED,
     FAILED,
@@ -26,14 +27,7 @@ from toolkit.publish import (
     plan_shared_tags,
     publish_lists,
 )
-from toolkit.registry import (
-    FOREIGN_LAYER,
-    MANIFEST_LIST_V2,
-    MANIFEST_V2,
-    OCI_INDEX,
-    RegistryClient,
-    RetryPolicy,
-)
+from toolkit.registry import RegistryClient, RetryPolicy
 from toolkit.versions import parse_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=10)

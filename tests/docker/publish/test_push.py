@@ -22,9 +22,10 @@ from tests.docker import engines as eng
 from tests.docker import registries as regs
 from tests.docker.matrixspace import GET_PIP_SHA256, GET_PIP_URL
 from toolkit.matrix import Build, build_matrix
+from toolkit.mediatypes import MANIFEST_LIST_V2
 from toolkit.publish import CREATED, plan_shared_tags, publish_lists
 from toolkit.push import NOT_BUILT, PUSHED, UNCHANGED, push_build
-from toolkit.registry import MANIFEST_LIST_V2, RegistryClient, RetryPolicy, parse_repository
+from toolkit.registry import RegistryClient, RetryPolicy, parse_repository
 from toolkit.versions import load_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=30)

@@ -21,7 +21,8 @@ from tests.docker.matrixspace import GET_PIP_SHA256, GET_PIP_URL
 from tests.docker.publish.conftest import BasicRegistry
 from toolkit.credentials import Credential, StaticCredentials
 from toolkit.matrix import Build, build_matrix
-from toolkit.registry import MANIFEST_LIST_V2, RegistryClient, RetryPolicy
+from toolkit.mediatypes import MANIFEST_LIST_V2
+from toolkit.registry import RegistryClient, RetryPolicy
 from toolkit.render import apply_render, plan_render, template_environment
 from toolkit.versions import load_versions
 

@@ -17,7 +17,8 @@ from tests.docker.publish.conftest import TLSRegistry, TokenRegistry
 from tests.doubles.fault_proxy import RESET, Fault, FaultProxyDouble
 from toolkit.credentials import Credential, DockerConfigCredentials, StaticCredentials
 from toolkit.errors import RegistryError, RegistryNotFoundError, RegistryUnavailableError
-from toolkit.registry import MANIFEST_V2, RegistryClient, RetryPolicy, sha256_digest
+from toolkit.mediatypes import MANIFEST_V2, sha256_digest
+from toolkit.registry import RegistryClient, RetryPolicy
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=10)
 
