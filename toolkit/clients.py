@@ -229,25 +229,43 @@ def connect_registry(
 ) -> tuple[RegistryClient, Reference]:
     """(RegistryClient, Reference) for ``--repo`` (``[https://]REGISTRY/NAME``).
 
-    Credentials come from the Docker config of ``env`` (``DOCKER_CONFIG``, ``~/.docker``), the
-    CA from ``ca`` (else the system store); a bad ``--repo``, plain HTTP to a registry that is
-    not loopback, or a missing CA file is a ConfigError before anything is sent.
+    A bad ``--repo``, plain HTTP to a registry that is not loopback, or a missing CA file is a
+    ConfigError before anything is sent.
     """
-    from toolkit.credentials import DockerConfigCredentials
-    from toolkit.registry import RegistryClient, RetryPolicy, base_url, parse_repository
+    from toolkit.registry import parse_repository
 
     if not repo:
         raise ConfigError("--repo is required", hint="e.g. --repo registry.example.net/python")
     scheme, ref = parse_repository(repo)
-    base_url(ref.registry, scheme)
+    client = open_registry(
+        ref.registry, env, scheme=scheme, ca=ca, retries=retries, timeout=timeout, push=push
+    )
+    return client, ref
+
+
+def open_registry(
+    registry: str,
+    env: Mapping[str, str],
+    *,
+    scheme: str | None = None,
+    ca: Path | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+    push: bool = False,
+) -> RegistryClient:
+    """A RegistryClient for ``registry`` (``HOST[:PORT]``): credentials from the Docker config
+    of ``env`` (``DOCKER_CONFIG``, ``~/.docker``), the CA from ``ca`` (else the system store)."""
+    from toolkit.credentials import DockerConfigCredentials
+    from toolkit.registry import RegistryClient, RetryPolicy, base_url
+
+    base_url(registry, scheme)  # refuses plain HTTP to a registry that is not loopback
     if ca is not None and not ca.is_file():
         raise ConfigError(f"--registry-ca {ca}: no such file", hint="pass the CA's PEM file")
-    client = RegistryClient(
-        ref.registry,
+    return RegistryClient(
+        registry,
         scheme=scheme,
         credentials=DockerConfigCredentials(env),
         ca=ca,
         retry=RetryPolicy(attempts=retries + 1, timeout=timeout),
         actions="pull,push" if push else "pull",
     )
-    return client, ref

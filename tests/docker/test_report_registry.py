@@ -418,3 +418,42 @@ def test_cli_html_answer_is_exit_12(tmp_path: Path) -> None:
         "list or image manifest (is it a Docker or OCI registry?)\n"
     )
     assert not (tmp_path / "remote").exists()
+
+
+def test_cli_a_foreign_layer_host_trickling_its_headers_is_cut(
+    registry: str, tmp_path: Path
+) -> None:
+    """The foreign layers' HEADs go through toolkit.transport like every other HTTP read: a
+    host sending one header byte every 0.2 s (each read within its timeout) is cut once the
+    headers are late, instead of holding the report forever."""
+    import time
+
+    from tests.faultservers import HEADERS_THEN_TRICKLE, trickling
+
+    with trickling(HEADERS_THEN_TRICKLE, interval=0.2) as slow:
+        with RegistryClient(registry) as client:
+            put_windows_page(
+                client,
+                name=f"{registry}/report/trickle",
+                repository="report/trickle",
+                tag=TAG,
+                page=SEED,
+                foreign_url=lambda digest: f"{slow.base}/{digest}",
+            )
+        started = time.monotonic()
+        result = run_toolkit(
+            "report",
+            f"{registry}/report/trickle:{TAG}",
+            "--registry-timeout",
+            "1",
+            "--out",
+            "pages",
+            cwd=tmp_path,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    assert result.returncode == 12, result.stderr
+    assert "foreign layer URL http://127.0.0.1:" in result.stderr
+    assert "did not arrive" in result.stderr
+    assert not (tmp_path / "pages").exists()
+    assert took < 30

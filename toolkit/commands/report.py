@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from toolkit.commands import options
-from toolkit.commands.registry_options import RegistryCAOpt, RegistryTimeoutOpt, RetriesOpt
 from toolkit.console import Console
 
 if TYPE_CHECKING:
@@ -61,17 +60,15 @@ def command(
             help="Concurrent requests.",
         ),
     ] = 8,
-    registry_ca: RegistryCAOpt = None,
-    retries: RetriesOpt = 3,
-    registry_timeout: RegistryTimeoutOpt = 30.0,
+    registry_ca: options.RegistryCA = None,
+    retries: options.Retries = options.RETRIES,
+    registry_timeout: options.RegistryTimeout = options.REGISTRY_TIMEOUT,
 ) -> object:
-    import requests
-
-    from toolkit.commands.registry_options import open_registry
+    from toolkit.clients import open_registry
     from toolkit.pagesource import RegistryReader, url_headers
-    from toolkit.references import Reference
     from toolkit.registry import RegistryClient
     from toolkit.report import ReportRequest, run_report
+    from toolkit.transport import new_session
 
     request = ReportRequest(
         references=tuple(references or ()),
@@ -88,18 +85,13 @@ def command(
             # one client per registry, shared by the request threads (made on the main thread)
             if registry not in opened:
                 client = open_registry(
-                    None,
-                    Reference(registry, "-"),
-                    ca=registry_ca,
-                    retries=retries,
-                    timeout=registry_timeout,
-                    env=os.environ,
-                    push=False,
+                    registry, os.environ, ca=registry_ca, retries=retries, timeout=registry_timeout
                 )
                 opened[registry] = stack.enter_context(client)
             return opened[registry]
 
-        session = stack.enter_context(requests.Session())
+        # Under the same deadline and redirect rules as every HTTP read (toolkit.transport).
+        session = stack.enter_context(new_session())
         # Foreign layer URLs come from manifests: no ~/.netrc credentials or proxies for them.
         session.trust_env = False
         outcome = run_report(
