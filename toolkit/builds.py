@@ -22,6 +22,7 @@ from toolkit.errors import (
     BuildFailedError,
     ConfigError,
     Interrupted,
+    Terminated,
     ToolkitError,
     VerifyFailedError,
     describe_exception,
@@ -34,9 +35,9 @@ from toolkit.results import BuildObserver, BuildResult, CheckResult, Outcome
 from toolkit.runner import run_targets
 from toolkit.verify import checks_for, failure_summary, verify_image
 
-Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
+Verifier = Callable[[BuildJob, BuildResult, Canceller], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
-stops between checks once the event (Ctrl-C) is set."""
+the canceller (Ctrl-C, SIGTERM) cuts the running check and starts no other."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,11 +66,12 @@ class BuildRun:
     assignments: tuple[Assignment, ...]
     results: tuple[BuildResult, ...] = ()
     interrupted: bool = False
+    terminated: bool = False
 
     def failure(self) -> ToolkitError | None:
         """The error the run ends with, if any (the exit code comes from its class)."""
         if self.interrupted:
-            return Interrupted()
+            return Terminated() if self.terminated else Interrupted()
         failed = [r for r in self.results if not r.outcome.ok]
         if not failed:
             return None
@@ -145,6 +147,7 @@ def run_build(
         assignments=plan.assignments,
         results=tuple(by_id[a.build_id] for a in plan.assignments),
         interrupted=summary.interrupted,
+        terminated=summary.terminated,
     )
 
 
@@ -172,7 +175,7 @@ class BuildWork:
             job, self._settings, self._observer, canceller, self._indexes.get(job.host)
         )
         if self._verifier is not None and result.outcome is Outcome.BUILT:
-            result = self._verifier(job, result, interrupt)
+            result = self._verifier(job, result, canceller)
         return result
 
     def failed(self, job: BuildJob, why: str) -> BuildResult:
@@ -209,7 +212,7 @@ def make_verifier(
     """Verify each freshly built image; one that fails, or whose checks could not all run
     (Ctrl-C), loses its tags and is removed."""
 
-    def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
+    def verify(job: BuildJob, result: BuildResult, canceller: Canceller) -> BuildResult:
         line = job.build.line
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
@@ -224,17 +227,18 @@ def make_verifier(
             planned,
             isolation=job.isolation,
             timeout=timeout,
-            stop=interrupt.is_set,
+            canceller=canceller,
         )
         _append_log(result, checks)
-        if interrupt.is_set():
+        if canceller.reason is not None:
             if len(checks) < len(planned) or failure_summary(checks) is not None:
                 discard_image(job.client, result)
+            why = canceller.reason.removeprefix("cancelled: ")
             return replace(
                 result,
                 checks=tuple(checks),
                 outcome=Outcome.CANCELLED,
-                message=f"{job.build.id} on {job.host}: verification interrupted (Ctrl-C)",
+                message=f"{job.build.id} on {job.host}: verification {why}",
             )
         duration = result.duration + time.monotonic() - started
         summary = failure_summary(checks)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from toolkit.buildstream import BuildStream
-from toolkit.cancel import Canceller, check_timeout
+from toolkit.cancel import Canceller, cancellable, check_timeout
 from toolkit.errors import (
     BuildFailedError,
     ConfigError,
@@ -144,22 +144,6 @@ def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, st
 
 def full_tags(build: Build, repo: str) -> tuple[str, ...]:
     return tuple(f"{repo}:{tag}" for tag in build.tags)
-
-
-_capture = threading.local()
-
-
-def _capture_build_response(response: Any, *args: Any, **kwargs: Any) -> Any:
-    canceller = getattr(_capture, "canceller", None)
-    if canceller is not None and response.request.path_url.split("?")[0].endswith("/build"):
-        canceller.attach(response)
-    return response
-
-
-def _install_hook(api: Any) -> None:
-    hooks = api.hooks.setdefault("response", [])
-    if _capture_build_response not in hooks:
-        hooks.append(_capture_build_response)
 
 
 # -- one build ---------------------------------------------------------------------------------
@@ -473,28 +457,26 @@ def _stream_build(
     on_step: Callable[[int, int, str], None],
 ) -> Outcome | None:
     """Run the build stream under the deadline; returns TIMEOUT/CANCELLED if stopped early."""
-    _install_hook(api)
     watchdog = threading.Timer(settings.timeout, canceller.cancel, [_timeout_text(settings)])
     watchdog.daemon = True
     watchdog.start()
-    _capture.canceller = canceller
     try:
         if canceller.reason is not None:
             return Outcome.CANCELLED
-        events: Iterator[dict[str, Any]] = api.build(
-            path=str(job.context),
-            tag=tags[0],
-            rm=True,
-            forcerm=True,
-            pull=False,  # the base was resolved (and pulled if asked) before hashing
-            decode=True,
-            labels=dict(labels),
-            buildargs=dict(settings.build_args) or None,
-            network_mode=settings.network_mode,
-            isolation=job.isolation,
-            timeout=settings.timeout,
-        )
-        _capture.canceller = None
+        with cancellable(api, canceller, "/build"):
+            events: Iterator[dict[str, Any]] = api.build(
+                path=str(job.context),
+                tag=tags[0],
+                rm=True,
+                forcerm=True,
+                pull=False,  # the base was resolved (and pulled if asked) before hashing
+                decode=True,
+                labels=dict(labels),
+                buildargs=dict(settings.build_args) or None,
+                network_mode=settings.network_mode,
+                isolation=job.isolation,
+                timeout=settings.timeout,
+            )
         last_step = 0
         for event in events:
             for line in stream.feed(event):
@@ -510,7 +492,6 @@ def _stream_build(
         if canceller.reason is None:
             raise
     finally:
-        _capture.canceller = None
         watchdog.cancel()
     if canceller.reason is not None:
         return Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED
