@@ -3,15 +3,26 @@
 ``APIClient.build(decode=True)`` yields decoded JSON events (``stream``, ``aux.ID``,
 ``errorDetail``, ``status``). ``Step N/M : INSTRUCTION`` lines give progress; ``---> Running in
 <id>`` and ``---> <id>`` lines say which containers and images the build made, so a failed or
-cancelled build can remove exactly those and nothing taken from the cache.
+cancelled build can remove exactly those and nothing taken from the cache (``cleanup_build``).
+
+A stream cut short (Ctrl-C, SIGTERM, the deadline) can miss the last of them: the engine notices
+the closed connection only between steps, so the step it was taking still commits its image,
+whose ``---> <id>`` line nobody reads (issue 13: a dangling image in 2 of 4 interrupted builds).
+``cleanup_build`` finds that image as the untagged child of the last image the stream named,
+created by the engine after this build started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from toolkit.errors import describe_exception
 
 STEP_RE = re.compile(r"^Step (?P<n>\d+)/(?P<m>\d+) : (?P<instruction>.*)$")
 RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
@@ -31,6 +42,9 @@ class BuildStream:
     error: str | None = None
     containers: list[str] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
+    last_image: str | None = None
+    """The last image the stream named (the base, a cache hit or a new layer): the parent of
+    the step the engine was taking when the stream ended."""
     _buffer: str = ""
     _cached_next: bool = False
     _ran: bool = False
@@ -77,6 +91,7 @@ class BuildStream:
             self.containers.append(m["id"])
             self._ran = True
         elif m := LAYER_RE.match(line):
+            self.last_image = m["id"]
             # Only a step that ran a container made a new layer; FROM's base and cache hits
             # existed before this build and are not ours to remove.
             if self._ran and not self._cached_next:
@@ -85,4 +100,132 @@ class BuildStream:
             self.image_id = self.image_id or m["id"]
 
 
-# -- cancellation ------------------------------------------------------------------------------
+# -- cleanup -----------------------------------------------------------------------------------
+
+
+def cleanup_build(
+    api: Any,
+    stream: BuildStream,
+    write: Callable[[str], None],
+    *,
+    started: float,
+    wait: float = 15.0,
+) -> None:
+    """Remove what a failed or cancelled build left: its containers and new layers.
+
+    The engine removes the container itself (``forcerm``) once it notices the cancellation;
+    wait for that briefly, then force it. When the stream was cut (no error from the engine),
+    the image of the step the engine was taking is removed too (see the module docstring);
+    ``started`` is the build's start on this machine's clock (``time.time()``). Layers come
+    newest first; removing one also prunes its untagged parents, and a layer still used by
+    another image is left alone (409).
+    """
+    import docker.errors
+
+    deadline = time.monotonic() + wait
+    _wait_removed(api, [c for c in reversed(stream.containers)], deadline, write)
+    lost: list[str] = []
+    if stream.error is None and stream.last_image is not None:
+        lost = _lost_commits(api, stream.last_image, started, deadline, write)
+    for layer in [*lost, *reversed(stream.layers)]:
+        short = _short(layer)[:12]
+        try:
+            api.remove_image(layer, force=False, noprune=False)
+            write(f"cleanup: removed image {short}")
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            write(f"cleanup: kept image {short}: {describe_exception(exc)}")
+
+
+def _wait_removed(
+    api: Any, containers: list[str], deadline: float, write: Callable[[str], None]
+) -> None:
+    import docker.errors
+    import requests.exceptions
+
+    for container in containers:
+        try:
+            # Returns once the engine has removed it (forcerm); 404 when it is already gone.
+            api.wait(container, condition="removed", timeout=max(0.1, deadline - time.monotonic()))
+            # A step container created as the build was cancelled is left "created" by the
+            # engine, and the wait returns all the same: look.
+            api.inspect_container(container)
+        except docker.errors.NotFound:
+            continue
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass  # still there at the deadline
+        write(f"cleanup: removing container {container[:12]}")
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(container, force=True)
+
+
+def _lost_commits(
+    api: Any, parent: str, started: float, deadline: float, write: Callable[[str], None]
+) -> list[str]:
+    """Images the engine committed after the stream was cut (untagged descendants of
+    ``parent`` created since the build started, on the engine's clock), leaves first.
+
+    The engine winds a cancelled build down on its own time: the step it was taking commits,
+    and the next may still create (or even start) its container. So: wait for (or remove) the
+    containers made from ``parent`` or from a lost image, look again, until two looks in a row
+    find nothing new. Containers made from other images, even descendants (another build's
+    steps after a shared cached layer), are never touched.
+    """
+    since = started + _engine_clock_offset(api) - 2.0  # seconds of slack for the truncation
+    parent_id = next(
+        (i["Id"] for i in api.images(all=True) if _short(i["Id"]).startswith(parent)), None
+    )
+    if parent_id is None:
+        return []
+    lost: list[str] = []
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        heads = {parent_id, *lost}
+        building = [
+            c["Id"]
+            for c in api.containers(all=True, filters={"ancestor": parent_id})
+            if c.get("ImageID") in heads and int(c.get("Created", 0)) >= since
+        ]
+        _wait_removed(api, building, deadline, write)
+        found = _descendants(api.images(all=True), parent_id, since)
+        if building or found != lost:
+            quiet = 0
+        else:
+            quiet += 1
+            time.sleep(0.2)
+        lost = found
+    return list(reversed(lost))
+
+
+def _descendants(images: list[dict[str, Any]], parent_id: str, since: float) -> list[str]:
+    """Untagged images created since ``since`` descending from ``parent_id``, parents first."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for image in images:
+        children.setdefault(image.get("ParentId") or "", []).append(image)
+    found: list[str] = []
+    level = [parent_id]
+    while level:
+        level = [
+            child["Id"]
+            for image_id in level
+            for child in children.get(image_id, [])
+            if int(child.get("Created", 0)) >= since
+            and not [t for t in child.get("RepoTags") or () if t != "<none>:<none>"]
+        ]
+        found += level
+    return found
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")
+
+
+def _engine_clock_offset(api: Any) -> float:
+    """Engine time minus this machine's (a remote Windows host's clock may differ); 0 when the
+    engine does not say."""
+    try:
+        now = datetime.fromisoformat(str(api.info()["SystemTime"]))
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return now.timestamp() - time.time()

@@ -16,7 +16,6 @@ Docker SDK and requests exceptions are translated here into toolkit errors namin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from toolkit.buildstream import BuildStream
+from toolkit.buildstream import BuildStream, cleanup_build
 from toolkit.cancel import Canceller, cancellable, check_timeout
 from toolkit.errors import (
     BuildFailedError,
@@ -45,6 +44,11 @@ from toolkit.results import BuildObserver, BuildResult, Outcome
 
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
 """The image label that carries the cache key (``content_hash``)."""
+
+TARGET_LABEL = "io.github.windows-python-images.toolkit.target"
+REPO_LABEL = "io.github.windows-python-images.toolkit.repo"
+"""The build id and ``--repo`` an image was built for: what ``--prune`` goes by. Not compared
+when skipping, so images built before these labels existed are still found by their hash."""
 
 CREATED_LABEL = "org.opencontainers.image.created"
 
@@ -68,6 +72,7 @@ class BuildSettings:
     build_args: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
     logs: Path = Path("logs")
+    prune: bool = True
 
     def __post_init__(self) -> None:
         if self.pull not in PULL_POLICIES:
@@ -276,6 +281,13 @@ class EngineIndex:
                 self._bases[base] = _resolve_base(self._api, base, pull, log)
             return self._bases[base]
 
+    def labelled(self) -> list[dict[str, Any]]:
+        """The engine's images that carry a cache key, as listed at the first call."""
+        with self._lock:
+            if self._labelled is None:
+                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
+            return list(self._labelled)
+
     def find(self, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
         """The newest finished image labelled with ``digest``, if the engine has one.
 
@@ -283,48 +295,12 @@ class EngineIndex:
         of the label steps carry the hash too; only the final image carries every label. An
         intermediate left dangling (its build failed later) is never taken for a result.
         """
-        with self._lock:
-            if self._labelled is None:
-                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
-            found = [i for i in self._labelled if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
+        found = [i for i in self.labelled() if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
         for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
             labels = image.get("Labels") or {}
             if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
                 return image
         return None
-
-
-def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> None:
-    """Remove what a failed or cancelled build left: its last container and new layers.
-
-    The engine removes the container itself (``forcerm``) once it notices the cancellation;
-    wait for that briefly, then force it. Layers come newest first; removing one also prunes
-    its untagged parents, and a layer still used by another image is left alone (409).
-    """
-    import docker.errors
-    import requests.exceptions
-
-    deadline = time.monotonic() + wait
-    for container in reversed(stream.containers):
-        try:
-            # Returns once the engine has removed it (forcerm); 404 when it is already gone.
-            api.wait(container, condition="removed", timeout=max(0.1, deadline - time.monotonic()))
-            continue
-        except docker.errors.NotFound:
-            continue
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            pass  # still there at the deadline
-        log.write(f"cleanup: removing container {container[:12]}")
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_container(container, force=True)
-    for layer in reversed(stream.layers):
-        try:
-            api.remove_image(layer, force=False, noprune=False)
-            log.write(f"cleanup: removed image {layer[:12]}")
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError as exc:
-            log.write(f"cleanup: kept image {layer[:12]}: {describe_exception(exc)}")
 
 
 def build_image(
@@ -341,7 +317,7 @@ def build_image(
     """
     canceller = canceller or Canceller()
     build, host = job.build, job.host
-    start = time.monotonic()
+    start, wall_start = time.monotonic(), time.time()
     log = _Log(settings.logs / f"{build.id}.log")
     observer.started(build.id, host)
     tags = full_tags(build, settings.repo)
@@ -397,8 +373,15 @@ def build_image(
                 return finish(
                     Outcome.SKIPPED, image_id=cached["Id"], size=int(cached.get("Size") or 0)
                 )
-        labels = {**oci_labels(build, settings, base), HASH_LABEL: digest}
+        labels = {
+            **oci_labels(build, settings, base),
+            HASH_LABEL: digest,
+            TARGET_LABEL: build.id,
+            REPO_LABEL: settings.repo,
+        }
         doing = "building"
+        # The parent of the first step, should the stream be cut before it names any image.
+        stream.last_image = base_id.removeprefix("sha256:")
         outcome = _stream_build(
             job,
             settings,
@@ -413,11 +396,11 @@ def build_image(
         if outcome is not None:
             reason = canceller.reason or "cancelled"
             emit(reason)
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             return finish(outcome, message=f"{build.id} on {host}: {reason}")
         if stream.error is not None or stream.image_id is None:
             message = stream.error or "the engine ended the build without an image"
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             return finish(Outcome.FAILED, message=f"{build.id} on {host}: {message}")
         doing = "tagging"
         _apply_tags(api, stream.image_id, tags[1:])
@@ -428,19 +411,19 @@ def build_image(
         error = translate(exc, host, build.id, doing)
         if canceller.reason is not None:
             emit(canceller.reason)
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             outcome = (
                 Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED
             )
             return finish(outcome, message=f"{build.id} on {host}: {canceller.reason}")
         emit(f"error: {error.one_line()}")
-        _cleanup_quietly(api, stream, log)
+        _cleanup_quietly(api, stream, log, wall_start)
         return finish(Outcome.FAILED, message=error.one_line())
 
 
-def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log) -> None:
+def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log, started: float) -> None:
     try:
-        _cleanup(api, stream, log)
+        cleanup_build(api, stream, log.write, started=started)
     except Exception as exc:  # the engine may be gone: the failure is already reported
         log.write(f"cleanup: skipped, engine did not answer: {describe_exception(exc)}")
 
