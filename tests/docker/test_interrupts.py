@@ -118,6 +118,18 @@ def _log_at_step(log: Path, step: int) -> Callable[[], bool]:
     return ready
 
 
+def _checking(clients: dict[str, Any]) -> Callable[[], bool]:
+    """True once every engine runs a check container."""
+
+    def ready() -> bool:
+        return all(
+            c.api.containers(filters={"label": CHECK_LABEL, "status": "running"})
+            for c in clients.values()
+        )
+
+    return ready
+
+
 def _left_behind(clients: dict[str, Any], before: dict[str, set[str]]) -> dict[str, Any]:
     """Per engine: containers, and images (layers included) made since ``before``."""
     found: dict[str, Any] = {}
@@ -216,11 +228,7 @@ def test_a_signal_during_toolkit_verify_removes_the_check_containers(
     assert built.returncode == 0, out + err
 
     proc = _start(tmp_path, "verify", "--timeout", "900")
-    checking = [
-        lambda c=c: bool(c.api.containers(filters={"label": CHECK_LABEL, "status": "running"}))
-        for c in clients.values()
-    ]
-    _wait_for(proc, lambda: all(ready() for ready in checking), "a running check on each engine")
+    _wait_for(proc, _checking(clients), "a running check on each engine")
     out, err, took = _stop(proc, signum)
 
     assert proc.returncode == EXIT[signum], out + err
@@ -251,11 +259,7 @@ def test_a_signal_during_the_checks_of_a_build_discards_the_unverified_image(
     _nonce(tmp_path)
     before = _snapshot(clients)
     proc = _start(tmp_path, "build", "--report", "build.json")
-    checking = [
-        lambda c=c: bool(c.api.containers(filters={"label": CHECK_LABEL, "status": "running"}))
-        for c in clients.values()
-    ]
-    _wait_for(proc, lambda: all(ready() for ready in checking), "a running check on each engine")
+    _wait_for(proc, _checking(clients), "a running check on each engine")
     out, err, took = _stop(proc, signum)
 
     assert proc.returncode == EXIT[signum], out + err
