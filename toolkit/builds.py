@@ -203,13 +203,14 @@ class BuildWork:
             ),
         )
         if why is not None:
-            timed_out = why == "timeout"
-            if timed_out:
-                why = f"timeout: another run held {lock.path} for --timeout {self._settings.timeout:g} s"
+            if why == "timeout":
+                outcome = Outcome.TIMEOUT
+                why = f"timeout: another toolkit run held {lock.path} for --timeout"
+            else:
+                outcome, why = Outcome.CANCELLED, f"{why} while waiting for another toolkit run"
             return replace(
-                _result(job, Outcome.TIMEOUT if timed_out else Outcome.CANCELLED, ""),
+                _result(job, outcome, f"{job.build.id} on {job.host}: {why}"),
                 duration=time.monotonic() - started,
-                message=f"{job.build.id} on {job.host}: {why} (waiting for another toolkit run)",
             )
         try:
             index = self._indexes.get(job.host) or EngineIndex(job.client.api)
