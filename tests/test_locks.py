@@ -11,22 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from toolkit.errors import ConfigError
 from toolkit.locks import TargetLock, lock_directory, lock_path
 
 HOLD = (
     "import sys, time\n"
-    "from filelock import FileLock\n"
-    "lock = FileLock(sys.argv[1])\n"
-    "lock.acquire()\n"
+    "from pathlib import Path\n"
+    "from toolkit.locks import TargetLock\n"
+    "lock = TargetLock(Path(sys.argv[1]))\n"
+    "assert lock.acquire(stop=lambda: None, deadline=time.monotonic() + 30, waiting=lambda: None) is None\n"
     "print('held', flush=True)\n"
     "time.sleep(600)\n"
 )
 
 
 def _holder(path: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True, env=env
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "held"

@@ -17,10 +17,12 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolkit.errors import ConfigError
+
+if TYPE_CHECKING:  # concurrent.futures only where bump uses the pool, not on every start
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -140,6 +142,8 @@ class DaemonPool:
         self.close()
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        from concurrent.futures import Future
+
         future: Future[T] = Future()
 
         def run() -> None:

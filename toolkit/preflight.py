@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from packaging.version import Version
-
 from toolkit.errors import ConfigError, HostError, ToolkitError, describe_exception
 from toolkit.hosts import HostsConfig, HostSelection, HostSpec
 from toolkit.windows import WindowsRelease, find_release
@@ -168,6 +166,8 @@ def inspect_engine(client: Any, *, host: str = "") -> HostFacts:
 
 def check_engine(facts: HostFacts) -> None:
     """Host-level checks: API version new enough. HostError names the host and the versions."""
+    from packaging.version import Version  # only with preflight: not on every build's start
+
     try:
         too_old = Version(facts.api_version) < Version(MIN_API_VERSION)
     except ValueError:  # InvalidVersion, or thousands of digits

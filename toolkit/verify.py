@@ -16,10 +16,10 @@ Containers are removed whatever happens, also on timeout, and on Ctrl-C or SIGTE
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +82,6 @@ CHECK_LABEL = "io.github.windows-python-images.toolkit.check"
 """The label of every check container (its value is the check's name)."""
 
 PIP_RE = re.compile(r"^pip (?P<version>\S+) from ")
-# Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,6 +266,8 @@ def verify_image(
 
 def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
     """JUnit XML: one testsuite per target (build id), one testcase per check."""
+    import xml.etree.ElementTree as ET
+
     root = ET.Element("testsuites", name="toolkit verify")
     total = failures = 0
     for suite_name, results in suites.items():
@@ -302,10 +302,18 @@ def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+@functools.cache
+def _not_xml() -> re.Pattern[str]:
+    """Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).
+    Compiled on first use: the class spans all of Unicode and takes milliseconds to compile,
+    which every ``toolkit build`` start would pay for a JUnit file it does not write."""
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _xml(text: str) -> str:
     """``text`` with what XML cannot hold written as ``\\xNN``: ElementTree would write it raw
     and the file would not parse."""
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return _not_xml().sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def verify_build(
