@@ -29,6 +29,10 @@ RUNNING_RE = re.compile(r"^ ---> Running in (?P<id>[0-9a-f]{12,64})$")
 LAYER_RE = re.compile(r"^ ---> (?P<id>[0-9a-f]{12,64})$")
 BUILT_RE = re.compile(r"^Successfully built (?P<id>[0-9a-f]{12,64})$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+SETTLE = 1.2
+SETTLE_LOOKS = 3
+"""After a cut stream, the engine has settled once SETTLE seconds (SETTLE_LOOKS looks) brought
+no new container or image of the build (``cleanup_build``)."""
 
 
 @dataclass
@@ -168,9 +172,10 @@ def _lost_commits(
 
     The engine winds a cancelled build down on its own time: the step it was taking commits,
     and the next may still create (or even start) its container. So: wait for (or remove) the
-    containers made from ``parent`` or from a lost image, look again, until two looks in a row
-    find nothing new. Containers made from other images, even descendants (another build's
-    steps after a shared cached layer), are never touched.
+    containers made from ``parent`` or from a lost image, look again, until nothing new has
+    turned up for ``SETTLE`` seconds (a loaded engine takes a moment to create the container of
+    the step it had announced). Containers made from other images, even descendants (another
+    build's steps after a shared cached layer), are never touched.
     """
     since = started + _engine_clock_offset(api) - 2.0  # seconds of slack for the truncation
     parent_id = next(
@@ -180,7 +185,7 @@ def _lost_commits(
         return []
     lost: list[str] = []
     quiet = 0
-    while quiet < 2 and time.monotonic() < deadline:
+    while quiet < SETTLE_LOOKS and time.monotonic() < deadline:
         heads = {parent_id, *lost}
         building = [
             c["Id"]
@@ -193,7 +198,7 @@ def _lost_commits(
             quiet = 0
         else:
             quiet += 1
-            time.sleep(0.2)
+            time.sleep(SETTLE / SETTLE_LOOKS)
         lost = found
     return list(reversed(lost))
 
