@@ -49,6 +49,9 @@ class BuildStream:
     last_image: str | None = None
     """The last image the stream named (the base, a cache hit or a new layer): the parent of
     the step the engine was taking when the stream ended."""
+    steps: frozenset[str] = frozenset()
+    """How the engine records each step of the Dockerfile in an image's history (the end of
+    ``CreatedBy``: ``ENV A=b``, a RUN's script): a late image must be one of these."""
     _buffer: str = ""
     _cached_next: bool = False
     _ran: bool = False
@@ -130,7 +133,7 @@ def cleanup_build(
     _wait_removed(api, [c for c in reversed(stream.containers)], deadline, write)
     lost: list[str] = []
     if stream.error is None and stream.last_image is not None:
-        lost = _lost_commits(api, stream.last_image, started, deadline, write)
+        lost = _lost_commits(api, stream, started, deadline, write)
     for layer in [*lost, *reversed(stream.layers)]:
         short = _short(layer)[:12]
         try:
@@ -165,35 +168,51 @@ def _wait_removed(
 
 
 def _lost_commits(
-    api: Any, parent: str, started: float, deadline: float, write: Callable[[str], None]
+    api: Any, stream: BuildStream, started: float, deadline: float, write: Callable[[str], None]
 ) -> list[str]:
-    """Images the engine committed after the stream was cut (untagged descendants of
-    ``parent`` created since the build started, on the engine's clock), leaves first.
+    """Images the engine committed after the stream was cut, leaves first: untagged images made
+    by a step of this Dockerfile (``stream.steps``), created since the build started (on the
+    engine's clock), descending from the last image the stream named through images made by
+    steps of this Dockerfile (cache hits the stream did not get to name).
 
     The engine winds a cancelled build down on its own time: the step it was taking commits,
     and the next may still create (or even start) its container. So: wait for (or remove) the
-    containers made from ``parent`` or from a lost image, look again, until nothing new has
+    containers made from those images since the start, look again, until nothing new has
     turned up for ``SETTLE`` seconds (a loaded engine takes a moment to create the container of
-    the step it had announced). Containers made from other images, even descendants (another
-    build's steps after a shared cached layer), are never touched.
+    the step it had announced). Images and containers of other builds, even from the same base,
+    are never touched: their steps are not this Dockerfile's.
     """
+    assert stream.last_image is not None
     since = started + _engine_clock_offset(api) - 2.0  # seconds of slack for the truncation
+    parent = stream.last_image
     parent_id = next(
         (i["Id"] for i in api.images(all=True) if _short(i["Id"]).startswith(parent)), None
     )
     if parent_id is None:
         return []
+    made_here: dict[str, bool] = {}  # image id -> made by a step of this Dockerfile
+
+    def ours(image_id: str) -> bool:
+        if image_id not in made_here:
+            try:
+                created_by = str(api.history(image_id)[0].get("CreatedBy") or "")
+            except Exception:  # gone meanwhile, or no history: not ours to touch
+                created_by = ""
+            made_here[image_id] = any(created_by.endswith(step) for step in stream.steps) or (
+                "#(nop)  LABEL " in created_by  # the build's own labels, the last steps
+            )
+        return made_here[image_id]
+
     lost: list[str] = []
     quiet = 0
     while quiet < SETTLE_LOOKS and time.monotonic() < deadline:
-        heads = {parent_id, *lost}
+        found, chain = _descendants(api.images(all=True), parent_id, since, ours)
         building = [
             c["Id"]
             for c in api.containers(all=True, filters={"ancestor": parent_id})
-            if c.get("ImageID") in heads and int(c.get("Created", 0)) >= since
+            if c.get("ImageID") in chain and int(c.get("Created", 0)) >= since
         ]
         _wait_removed(api, building, deadline, write)
-        found = _descendants(api.images(all=True), parent_id, since)
         if building or found != lost:
             quiet = 0
         else:
@@ -203,23 +222,28 @@ def _lost_commits(
     return list(reversed(lost))
 
 
-def _descendants(images: list[dict[str, Any]], parent_id: str, since: float) -> list[str]:
-    """Untagged images created since ``since`` descending from ``parent_id``, parents first."""
+def _descendants(
+    images: list[dict[str, Any]], parent_id: str, since: float, ours: Callable[[str], bool]
+) -> tuple[list[str], set[str]]:
+    """From ``parent_id`` down through images ``ours`` accepts: the untagged ones created since
+    ``since`` (parents first), and every image of the chain (``parent_id`` included)."""
     children: dict[str, list[dict[str, Any]]] = {}
     for image in images:
         children.setdefault(image.get("ParentId") or "", []).append(image)
     found: list[str] = []
+    chain = {parent_id}
     level = [parent_id]
     while level:
-        level = [
-            child["Id"]
-            for image_id in level
-            for child in children.get(image_id, [])
-            if int(child.get("Created", 0)) >= since
-            and not [t for t in child.get("RepoTags") or () if t != "<none>:<none>"]
+        below = [c for i in level for c in children.get(i, []) if ours(c["Id"])]
+        found += [
+            c["Id"]
+            for c in below
+            if int(c.get("Created", 0)) >= since
+            and not [t for t in c.get("RepoTags") or () if t != "<none>:<none>"]
         ]
-        found += level
-    return found
+        level = [c["Id"] for c in below]
+        chain.update(level)
+    return found, chain
 
 
 def _short(image_id: str) -> str:

@@ -38,7 +38,7 @@ from toolkit.errors import (
     ToolkitError,
     describe_exception,
 )
-from toolkit.instructions import parse_dockerfile
+from toolkit.instructions import parse_dockerfile, step_records
 from toolkit.matrix import Build
 from toolkit.results import BuildObserver, BuildResult, Outcome
 
@@ -380,8 +380,10 @@ def build_image(
             REPO_LABEL: settings.repo,
         }
         doing = "building"
-        # The parent of the first step, should the stream be cut before it names any image.
+        # The parent of the first step, should the stream be cut before it names any image,
+        # and the steps a late image can come from (buildstream.cleanup_build).
         stream.last_image = base_id.removeprefix("sha256:")
+        stream.steps = step_records(parse_dockerfile(job.context / "Dockerfile"))
         outcome = _stream_build(
             job,
             settings,
