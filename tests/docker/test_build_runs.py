@@ -166,14 +166,18 @@ def test_prune_removes_only_the_targets_own_superseded_images(
     }
     stale_ours = _labelled_image(api, base, ours(), None)  # ours, dangling since a past run
 
-    built = run_toolkit(*_argv("*-1803", "--no-verify", "--report", "r.json")[3:],
+    # Each run gets its own build argument: two forced rebuilds within one second would
+    # otherwise make the very same image (same labels, same layers), which supersedes nothing.
+    built = run_toolkit(*_argv("*-1803", "--no-verify", "--build-arg", "RUN=1",
+                               "--report", "r.json")[3:],
                         cwd=tmp_path, env=_env(), timeout=300)  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
     first = api.inspect_image(tag)["Id"]
     log = (tmp_path / "logs" / f"{target.id}.log").read_text()
     assert f"prune: removed superseded image {stale_ours.removeprefix('sha256:')[:12]}" in log
 
-    again = run_toolkit(*_argv("*-1803", "--no-verify", "--force", "--report", "r.json")[3:],
+    again = run_toolkit(*_argv("*-1803", "--no-verify", "--force", "--build-arg", "RUN=2",
+                               "--report", "r.json")[3:],
                         cwd=tmp_path, env=_env(), timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
     second = api.inspect_image(tag)["Id"]
@@ -185,7 +189,8 @@ def test_prune_removes_only_the_targets_own_superseded_images(
         assert image_id in present, f"{what} was removed"
 
     kept = run_toolkit(
-        *_argv("*-1803", "--no-verify", "--force", "--no-prune", "--report", "r.json")[3:],
+        *_argv("*-1803", "--no-verify", "--force", "--no-prune", "--build-arg", "RUN=3",
+               "--report", "r.json")[3:],
         cwd=tmp_path, env=_env(), timeout=300,
     )  # fmt: skip
     assert kept.returncode == 0, kept.stdout + kept.stderr
