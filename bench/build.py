@@ -8,7 +8,8 @@ stand-in base images the test suite uses (tests/docker/engines.py), then measure
    same engine with the same labels, tags, network and cleanup flags. Every context carries a
    nonce so no step comes from the cache. Target: ratio <= 1.05.
 2. no-op re-run: a finished 50-target matrix built again (every target unchanged), in process
-   and as the ``toolkit build`` command. Target: <= 1 s.
+   and as the ``toolkit build`` command (wall clock and CPU time; ``--profile PATH`` also writes
+   a cProfile of one command run). Target: <= 1 s.
 3. parallelism: three targets on three engines at once, against the same work one engine after
    another.
 
@@ -193,7 +194,10 @@ def bench_overhead(
 
 
 def bench_noop(
-    work: Path, engines: dict[str, eng.Engine], clients: dict[str, Any]
+    work: Path,
+    engines: dict[str, eng.Engine],
+    clients: dict[str, Any],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     lines: dict[str, Sequence[str]] = {f"3.{i}": RELEASES for i in range(16)}
     lines["3.16"] = RELEASES[:2]
@@ -217,27 +221,54 @@ def bench_noop(
     (root / "hosts.toml").write_text(hosts)
     argv = [sys.executable, "-m", "toolkit", "build", "--no-preflight", "--hosts", "hosts.toml"]
     argv += ["--pull", "never", "--network", "none", "--repo", "bench/python", "--no-verify"]
-    argv += ["--report", "noop.json"]
+    argv += ["--report", "noop.json", "--templates", str(REPO / "templates")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLKIT_", "GITHUB_"))}
     env["PYTHONPATH"] = str(REPO)
-    command = []
+    # As after any first run (or a pip install): the toolkit's bytecode is cached. With
+    # PYTHONDONTWRITEBYTECODE set (some sandboxes set it), every run would compile the toolkit's
+    # modules from source again, some 12% of the command's instructions (issue 13).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(argv, cwd=root, env=env, check=True, capture_output=True)  # warm-up
+    command, command_cpu = [], []
     for _ in range(3):
+        cpu = _children_cpu()
         started = time.perf_counter()
         subprocess.run(argv, cwd=root, env=env, check=True, capture_output=True)
         command.append(time.perf_counter() - started)
+        command_cpu.append(_children_cpu() - cpu)
         report = json.loads((root / "noop.json").read_text())
         if {r["result"] for r in report["results"]} != {"skipped"}:
             raise SystemExit("bench: the command re-run did not skip every target")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import toolkit.cli"], env=env, check=True)
     python_start = time.perf_counter() - started
+    if profile is not None:
+        # cProfile of the main thread (imports, planning, the drift check, the summary); the
+        # per-target work runs in the runner's threads and shows as the wait in run_targets.
+        subprocess.run(
+            [sys.executable, "-m", "cProfile", "-o", str(profile), *argv[1:]],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return {
         "targets": len(builds),
         "first_build_s": round(first_s, 2),
         "noop_in_process_s": [round(t, 3) for t in in_process],
         "noop_command_s": [round(t, 3) for t in command],
+        "noop_command_cpu_s": [round(t, 3) for t in command_cpu],
         "python_start_and_cli_import_s": round(python_start, 3),
     }
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of the finished child processes: less noisy than the wall
+    clock on a machine others use."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- 3: three engines in parallel against one after another --------------------------------------
@@ -276,6 +307,11 @@ def main() -> int:
     parser.add_argument("--contexts", type=int, default=6, help="contexts in the overhead bench")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the overhead bench")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="noop: also profile one command run with cProfile into this file (pstats)",
+    )
     parser.add_argument(
         "--only",
         default="overhead,parallel,noop",
@@ -325,14 +361,20 @@ def main() -> int:
                 f"{p['cpus']} CPUs"
             )
         if "noop" in parts:
-            figures["noop"] = bench_noop(work / "noop", engines, clients)
+            figures["noop"] = bench_noop(work / "noop", engines, clients, args.profile)
             n = figures["noop"]
             print(
                 f"2. no-op re-run of a {n['targets']}-target matrix (first build "
                 f"{n['first_build_s']} s): in process {n['noop_in_process_s']} s, as the "
-                f"command {n['noop_command_s']} s (of which Python start + CLI import "
-                f"{n['python_start_and_cli_import_s']} s); target <= 1 s"
+                f"command {n['noop_command_s']} s, CPU {n['noop_command_cpu_s']} s (of which "
+                f"Python start + CLI import {n['python_start_and_cli_import_s']} s); "
+                "target <= 1 s"
             )
+            if args.profile is not None:
+                import pstats
+
+                print(f"   profile of one command run: {args.profile}")
+                pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(15)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
     finally:

@@ -140,3 +140,32 @@ def test_config_errors_exit_2_and_never_show_key_material(workspace: Path) -> No
     result = run_toolkit("--debug", "hosts", "--host", "1809=tcp://10.1.2.3:2375", cwd=workspace)
     assert result.returncode != 0
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_one_host_option_alone_gives_a_partial_plan(
+    workspace: Path, doubles: dict[str, EngineHTTPDouble]
+) -> None:
+    """Issue 13, item 15: --host 1809=URL alone plans 1809; the other releases are reported
+    as having no host (exit 7, as for any target without a fit host), not a failed matrix."""
+    # The 3.8-rc line: the seed's three releases (the other lines build on ltsc2022/ltsc2025).
+    result = run_toolkit(
+        "hosts", "3.8-rc-*", "--host", f"1809={doubles['1809'].url}", cwd=workspace
+    )
+    assert result.returncode == 7, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert rows["3.8-rc-windowsservercore-1809"].split()[2:] == [
+        doubles["1809"].url, "17763.805", "process", "ok"
+    ]  # fmt: skip
+    for release in ("1803", "ltsc2016"):
+        row = rows[f"3.8-rc-windowsservercore-{release}"]
+        assert row.split()[2:4] == ["-", "-"]
+        assert f"refused: no Docker host for release {release} in the --host options" in row
+        assert "'*-1809'" in row
+    assert "2 of 3 build(s) have no fit host" in result.stderr
+    records = json.loads(
+        run_toolkit(
+            "hosts", "3.8-rc-*", "--host", f"1809={doubles['1809'].url}", "--json", cwd=workspace
+        ).stdout
+    )
+    assert [r["ok"] for r in records] == [True, False, False]
+    assert records[1]["host"]["endpoint"] == "-"

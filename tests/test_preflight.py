@@ -203,16 +203,38 @@ def test_plan_without_preflight_contacts_nobody() -> None:
     ]
 
 
-def test_plan_refuses_a_release_without_host_before_contacting_any(tmp_path: Path) -> None:
-    path = tmp_path / "hosts.toml"
-    path.write_text('[hosts.1809]\nurl = "tcp://127.0.0.1:3"\n', "utf-8")
-    config = load_hosts(path, [], {})
+@pytest.mark.parametrize("preflight", [True, False])
+def test_a_release_without_host_is_refused_alone(tmp_path: Path, preflight: bool) -> None:
+    """Issue 13, item 15: --host 1809=URL (or a hosts.toml with 1809 only) plans the 1809
+    targets; the others are refused, named, and never contacted."""
+    with EngineHTTPDouble("windows-1809") as double:
+        config = load_hosts(None, [f"1809={double.url}"], {"DOCKER_HOST": "unix:///unused"})
+        contacted: list[str] = []
 
-    def connect_fn(spec: HostSpec) -> Any:
-        raise AssertionError("configuration errors come first")
+        def connect_fn(spec: HostSpec) -> Any:
+            contacted.append(spec.name)
+            return connect(spec, {})
 
-    with pytest.raises(ConfigError, match="no Docker host for release 1803"):
-        plan_assignments(_builds(("1809", "1803")), config, connect_fn, None, True)
+        plan = plan_assignments(
+            _builds(("1809", "1803", "ltsc2016")), config, connect_fn, None, preflight
+        )
+    by_release = {a.release: a for a in plan}
+    assert by_release["1809"].ok
+    assert by_release["1809"].host.url == double.url
+    assert by_release["1809"].isolation == ("process" if preflight else None)
+    assert contacted == ([double.url] if preflight else [])
+    for release in ("1803", "ltsc2016"):
+        refused = by_release[release]
+        assert isinstance(refused.error, HostError)
+        assert refused.host.name == "-"
+        assert refused.isolation is None
+        message = refused.error.one_line()
+        assert (
+            f"no Docker host for release {release} in the --host options (configured: 1809)"
+            in message
+        )
+        assert f"pass --host {release}=URL" in message
+        assert "select only the configured release: '*-1809'" in message
 
 
 @pytest.mark.parametrize("host", WINDOWS_HOSTS)

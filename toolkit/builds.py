@@ -1,8 +1,16 @@
 """``toolkit build`` as one pipeline call: place the builds on their hosts, build each target
 through the runner (driver.build_image), verify each fresh image, and return the results.
 
-An image that fails verification, or whose checks Ctrl-C stopped before they all ran, loses its
-tags and is removed, so a later run rebuilds and verifies it instead of skipping it as unchanged.
+Before anything is planned, the selected Dockerfiles must be what ``toolkit render`` writes from
+the templates and versions.json (``render.require_rendered``): a build of stale files would be
+skipped as unchanged or verified against data it was not built from.
+
+Each target runs under its lock (``toolkit.locks``): a second run of the same target on the same
+engine waits for the first. An image that fails verification, or whose checks Ctrl-C stopped
+before they all ran, loses its tags and is removed, so a later run rebuilds and verifies it
+instead of skipping it as unchanged. After a target is built or skipped, its superseded images
+(the toolkit's own, for this target and repository, that no tag names any more) are removed,
+unless ``--no-prune``.
 """
 
 from __future__ import annotations
@@ -17,11 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.cancel import Canceller
-from toolkit.driver import BuildJob, BuildSettings, EngineIndex, build_image, prepare_logs
+from toolkit.driver import (
+    REPO_LABEL,
+    TARGET_LABEL,
+    BuildJob,
+    BuildSettings,
+    EngineIndex,
+    build_image,
+    prepare_logs,
+)
 from toolkit.errors import (
     BuildFailedError,
     ConfigError,
     Interrupted,
+    Terminated,
     ToolkitError,
     VerifyFailedError,
     describe_exception,
@@ -34,16 +51,17 @@ from toolkit.inspection import (
     engine_asker,
     refuse_failed_hosts,
 )
+from toolkit.locks import TargetLock, lock_directory, lock_path
 from toolkit.matrix import Build, select_builds
 from toolkit.preflight import Assignment, ClientSource, plan_targets
-from toolkit.render import dockerfile_path
+from toolkit.render import dockerfile_path, require_rendered
 from toolkit.results import BuildObserver, BuildResult, CheckResult, Outcome
 from toolkit.runner import run_targets
 from toolkit.verify import build_checks, failure_summary, verify_image
 
-Verifier = Callable[[BuildJob, BuildResult, threading.Event], BuildResult]
+Verifier = Callable[[BuildJob, BuildResult, Canceller], BuildResult]
 """Checks a freshly built image and returns its result with ``checks`` (and outcome) filled in;
-stops between checks once the event (Ctrl-C) is set."""
+the canceller (Ctrl-C, SIGTERM) cuts the running check and starts no other."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +71,7 @@ class BuildRequest:
     versions: Path
     selectors: tuple[str, ...] = ()
     out: Path = Path("dockerfiles")
+    templates: Path = Path("templates")
     hosts: HostSelection = field(default_factory=HostSelection)
     settings: BuildSettings = field(default_factory=BuildSettings)
     jobs_per_host: int = 1
@@ -75,11 +94,12 @@ class BuildRun:
     results: tuple[BuildResult, ...] = ()
     interrupted: bool = False
     winrm: InspectRun | None = None
+    terminated: bool = False
 
     def failure(self) -> ToolkitError | None:
         """The error the run ends with, if any (the exit code comes from its class)."""
         if self.interrupted:
-            return Interrupted()
+            return Terminated() if self.terminated else Interrupted()
         failed = [r for r in self.results if not r.outcome.ok]
         if not failed:
             return None
@@ -109,6 +129,7 @@ def run_build(
                 f"{dockerfile_path(request.out, b)}: Dockerfile of {b.id} not found",
                 hint="run toolkit render, or pass --out",
             )
+    require_rendered(request.templates, request.out, builds)
     selection = request.hosts
     config = selection.load(env)
     inspected = None
@@ -176,6 +197,7 @@ def run_build(
         results=tuple(by_id[a.build_id] for a in plan.assignments),
         interrupted=summary.interrupted,
         winrm=inspected,
+        terminated=summary.terminated,
     )
 
 
@@ -188,6 +210,7 @@ class BuildWork:
         observer: BuildObserver,
         verifier: Verifier | None,
         jobs: Sequence[BuildJob],
+        lock_dir: Path | None = None,
     ) -> None:
         self._settings = settings
         self._observer = observer
@@ -195,18 +218,47 @@ class BuildWork:
         # One index per engine: its base images and labelled images are listed once per run.
         self._indexes = {job.host: EngineIndex(job.client.api) for job in jobs}
         self._started: dict[str, float] = {}  # build id -> when its run began
+        self._lock_dir = lock_dir
 
     def host(self, job: BuildJob) -> str:
         return job.host
 
     def run(self, job: BuildJob, canceller: Canceller, interrupt: threading.Event) -> BuildResult:
-        self._started[job.build.id] = time.monotonic()
-        result = build_image(
-            job, self._settings, self._observer, canceller, self._indexes.get(job.host)
+        if self._lock_dir is None:
+            self._lock_dir = lock_directory()
+        lock = TargetLock(lock_path(self._lock_dir, job.host, job.build.id))
+        started = time.monotonic()
+        self._started[job.build.id] = started
+        why = lock.acquire(
+            stop=lambda: canceller.reason,
+            deadline=started + self._settings.timeout,
+            waiting=lambda: self._observer.step(
+                job.build.id, 0, 0, f"waiting: another toolkit run is building it ({lock.path})"
+            ),
         )
-        if self._verifier is not None and result.outcome is Outcome.BUILT:
-            result = self._verifier(job, result, interrupt)
-        return result
+        if why is not None:
+            if why == "timeout":
+                outcome = Outcome.TIMEOUT
+                why = f"timeout: another toolkit run held {lock.path} for --timeout"
+            else:
+                outcome, why = Outcome.CANCELLED, f"{why} while waiting for another toolkit run"
+            return replace(
+                _result(job, outcome, f"{job.build.id} on {job.host}: {why}"),
+                duration=time.monotonic() - started,
+            )
+        try:
+            index = self._indexes.get(job.host) or EngineIndex(job.client.api)
+            result = build_image(job, self._settings, self._observer, canceller, index)
+            if self._verifier is not None and result.outcome is Outcome.BUILT:
+                result = self._verifier(job, result, canceller)
+            if self._settings.prune and result.outcome.ok and canceller.reason is None:
+                notes = prune_superseded(job, result, index, self._settings.repo)
+                for note in notes:
+                    self._observer.line(job.build.id, note)
+                _append_lines(result, notes)
+            return result
+        finally:
+            lock.release()
 
     def failed(self, job: BuildJob, why: str) -> BuildResult:
         return _result(job, Outcome.FAILED, f"{job.build.id} on {job.host}: {why}")
@@ -244,7 +296,7 @@ def make_verifier(
     """Verify each freshly built image; one that fails, or whose checks could not all run
     (Ctrl-C), loses its tags and is removed."""
 
-    def verify(job: BuildJob, result: BuildResult, interrupt: threading.Event) -> BuildResult:
+    def verify(job: BuildJob, result: BuildResult, canceller: Canceller) -> BuildResult:
         started = time.monotonic()
         observer.step(job.build.id, 0, 0, "verifying")
         try:
@@ -258,18 +310,19 @@ def make_verifier(
             planned,
             isolation=job.isolation,
             timeout=timeout,
-            stop=interrupt.is_set,
+            canceller=canceller,
         )
         _append_log(result, checks)
-        if interrupt.is_set():
+        if canceller.reason is not None:
             if len(checks) < len(planned) or failure_summary(checks) is not None:
                 discard_image(job.client, result)
+            why = canceller.reason.removeprefix("cancelled: ")
             return replace(
                 result,
                 duration=result.duration + time.monotonic() - started,
                 checks=tuple(checks),
                 outcome=Outcome.CANCELLED,
-                message=f"{job.build.id} on {job.host}: verification interrupted (Ctrl-C)",
+                message=f"{job.build.id} on {job.host}: verification {why}",
             )
         duration = result.duration + time.monotonic() - started
         summary = failure_summary(checks)
@@ -290,6 +343,54 @@ def make_verifier(
         )
 
     return verify
+
+
+def prune_superseded(
+    job: BuildJob, result: BuildResult, index: EngineIndex, repo: str
+) -> list[str]:
+    """Remove the target's superseded images from its engine; returns what was done (log lines).
+
+    Superseded: built by the toolkit for this build id and ``repo`` (the target and repo labels,
+    next to the hash label), not ``result``'s image, and named by no tag now (the tags moved on to
+    ``result``'s image, or were gone already). Anything else stays: images without the labels
+    (another tool's, a user's, or built before the labels existed), another repository's, and
+    ours that another tag still names (an older version's tag). An image a container still uses
+    is kept (the engine refuses, 409) and said so.
+    """
+    import docker.errors
+
+    api = job.client.api
+    moved = set(result.tags)
+    notes = []
+    for image in index.labelled():
+        labels = image.get("Labels") or {}
+        if labels.get(TARGET_LABEL) != job.build.id or labels.get(REPO_LABEL) != repo:
+            continue
+        if image["Id"] == result.image_id or _named(image) - moved:
+            continue
+        short = image["Id"].removeprefix("sha256:")[:12]
+        try:
+            if _named(api.inspect_image(image["Id"])):  # tagged again since the listing
+                continue
+            api.remove_image(image["Id"], force=False, noprune=False)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            notes.append(f"prune: kept superseded image {short}: {describe_exception(exc)}")
+            continue
+        notes.append(f"prune: removed superseded image {short} of {job.build.id}")
+    return notes
+
+
+def _named(image: dict[str, Any]) -> set[str]:
+    return {t for t in image.get("RepoTags") or () if t != "<none>:<none>"}
+
+
+def _append_lines(result: BuildResult, lines: Sequence[str]) -> None:
+    if result.log_path is None or not lines:
+        return
+    with contextlib.suppress(OSError), result.log_path.open("a", encoding="utf-8") as log:
+        log.writelines(f"{line}\n" for line in lines)
 
 
 def _append_log(result: BuildResult, checks: Sequence[CheckResult]) -> None:

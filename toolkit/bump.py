@@ -17,13 +17,14 @@ import difflib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
 
+from toolkit.cancel import DaemonPool
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.files import UnreadableFile, read_text, write_files
 from toolkit.render import Change, FileState, changed_files, prune_empty, stale_files
@@ -383,18 +384,14 @@ def resolve_updates(
     variants = tuple(v.name for v in newest.variants) if add else ()
     added_get_pip = not newest.pip_from_installer
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bump") as pool:
-        try:
-            return _resolve_all(
-                pool, current, targets, add, variants, added_get_pip, sources, fetcher
-            )
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the bump
-            raise
+    # Daemon threads: the first failure, Ctrl-C or SIGTERM ends the bump at once; fetches still in
+    # flight die with the process instead of holding it for their timeouts (issue 13).
+    with DaemonPool(workers, name="bump") as pool:
+        return _resolve_all(pool, current, targets, add, variants, added_get_pip, sources, fetcher)
 
 
 def _resolve_all(
-    pool: ThreadPoolExecutor,
+    pool: DaemonPool,
     current: VersionsFile,
     targets: Sequence[str],
     add: Sequence[str],

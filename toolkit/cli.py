@@ -10,19 +10,29 @@ imports and registers only the command it runs (Typer converts every registered 
 click command on each start, 2-3 ms each); the top-level help registers each command's name and
 summary with a stand-in callback; an unknown name gets the stand-ins too, so click's "No such
 command" (with its suggestion) is unchanged.
+
+Ctrl-C and SIGTERM: for the length of the run, SIGTERM (what CI runners send on cancel) raises
+``TerminateSignal``, a KeyboardInterrupt, so the runner cancels and cleans up the same way; the
+command ends with ``Interrupted`` (130) or ``Terminated`` (143). Each command is wrapped so that
+an interrupt reaches this module as that error, and not as Typer's bare ``Exit(130)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from toolkit.commands import COMMANDS, find_command
-from toolkit.errors import Interrupted, ToolkitError
+from toolkit.errors import Interrupted, TerminateSignal, ToolkitError, interruption
 
 if TYPE_CHECKING:
     from toolkit.console import GuardedStream
@@ -83,11 +93,45 @@ def build_app(args: list[str]) -> typer.Typer:
     entry = find_command(name) if name is not None else None
     if entry is not None:
         module = importlib.import_module(entry.module)
-        app.command(entry.name, help=entry.summary, short_help=entry.summary)(module.command)
+        command = _interrupt_as_error(module.command)
+        app.command(entry.name, help=entry.summary, short_help=entry.summary)(command)
         return app
     for item in COMMANDS:
         app.command(item.name, help=item.summary, short_help=item.summary)(_help_only)
     return app
+
+
+def _interrupt_as_error(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` raising Interrupted/Terminated where it was interrupted: Typer would turn a
+    KeyboardInterrupt into a plain exit status 130 (returned, not raised, without click's
+    standalone mode), losing both the message and SIGTERM's own code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise interruption(exc) from None
+
+    return run
+
+
+def _raise_terminate(signum: int, frame: object) -> None:
+    raise TerminateSignal()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises TerminateSignal in the main thread while inside. Portable: Windows defines
+    SIGTERM too (its console close and CTRL_BREAK are other signals, left as they are)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_error(error: ToolkitError) -> None:
@@ -126,8 +170,9 @@ def _run(args: list[str]) -> int:
     from typer.exceptions import Abort, Exit, TyperException
 
     try:
-        result = build_app(args)(args=args, prog_name="toolkit", standalone_mode=False)
-        sys.stdout.flush()  # output that cannot be written fails the run here, whatever it was
+        with sigterm_as_interrupt():
+            result = build_app(args)(args=args, prog_name="toolkit", standalone_mode=False)
+            sys.stdout.flush()  # output that cannot be written fails the run here, whatever it was
     except ToolkitError as exc:
         if STATE.debug and not isinstance(exc, Interrupted):
             print_traceback(exc)
@@ -140,18 +185,19 @@ def _run(args: list[str]) -> int:
         else:
             print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    except (KeyboardInterrupt, Abort):
-        report_error(Interrupted())
-        return Interrupted.exit_code
+    except (KeyboardInterrupt, Abort) as exc:  # outside a command: while parsing, say
+        error = interruption(exc.__cause__ if isinstance(exc, Abort) else exc)
+        report_error(error)
+        return error.exit_code
     except Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:  # a bug: its traceback, but never a secret a library quoted
         print_traceback(exc)
         return 1
-    if isinstance(result, int) and result == Interrupted.exit_code:
-        # Typer turns a KeyboardInterrupt into Exit(130), which standalone_mode=False returns.
-        report_error(Interrupted())
-        return Interrupted.exit_code
+    if isinstance(result, int) and not isinstance(result, bool):  # Typer's Exit(code), returned
+        if result == Interrupted.exit_code:
+            report_error(Interrupted())
+        return result
     failure = result.failure() if hasattr(result, "failure") else None
     if failure is not None:  # a run that ended badly: its reason is output, not a crash
         report_error(failure)

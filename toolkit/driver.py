@@ -16,7 +16,6 @@ Docker SDK and requests exceptions are translated here into toolkit errors namin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -30,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from toolkit.buildstream import BuildStream
-from toolkit.cancel import Canceller, check_timeout
+from toolkit.buildstream import BuildStream, cleanup_build
+from toolkit.cancel import Canceller, cancellable, check_timeout
 from toolkit.errors import (
     BuildFailedError,
     ConfigError,
@@ -40,7 +39,7 @@ from toolkit.errors import (
     describe_exception,
 )
 from toolkit.imagenames import check_repository
-from toolkit.instructions import Instruction, parse_dockerfile
+from toolkit.instructions import Instruction, parse_dockerfile, step_records
 from toolkit.matrix import Build
 from toolkit.paths import directory_problem
 from toolkit.redact import redact_path
@@ -48,6 +47,11 @@ from toolkit.results import BuildObserver, BuildResult, Outcome
 
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
 """The image label that carries the cache key (``content_hash``)."""
+
+TARGET_LABEL = "io.github.windows-python-images.toolkit.target"
+REPO_LABEL = "io.github.windows-python-images.toolkit.repo"
+"""The build id and ``--repo`` an image was built for: what ``--prune`` goes by. Not compared
+when skipping, so images built before these labels existed are still found by their hash."""
 
 CREATED_LABEL = "org.opencontainers.image.created"
 
@@ -71,6 +75,7 @@ class BuildSettings:
     build_args: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
     logs: Path = Path("logs")
+    prune: bool = True
 
     def __post_init__(self) -> None:
         if self.pull not in PULL_POLICIES:
@@ -166,22 +171,6 @@ def oci_labels(build: Build, settings: BuildSettings, base: str) -> dict[str, st
 
 def full_tags(build: Build, repo: str) -> tuple[str, ...]:
     return tuple(f"{repo}:{tag}" for tag in build.tags)
-
-
-_capture = threading.local()
-
-
-def _capture_build_response(response: Any, *args: Any, **kwargs: Any) -> Any:
-    canceller = getattr(_capture, "canceller", None)
-    if canceller is not None and response.request.path_url.split("?")[0].endswith("/build"):
-        canceller.attach(response)
-    return response
-
-
-def _install_hook(api: Any) -> None:
-    hooks = api.hooks.setdefault("response", [])
-    if _capture_build_response not in hooks:
-        hooks.append(_capture_build_response)
 
 
 # -- one build ---------------------------------------------------------------------------------
@@ -330,6 +319,13 @@ class EngineIndex:
                 self._bases[base] = _resolve_base(self._api, base, pull, log)
             return self._bases[base]
 
+    def labelled(self) -> list[dict[str, Any]]:
+        """The engine's images that carry a cache key, as listed at the first call."""
+        with self._lock:
+            if self._labelled is None:
+                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
+            return list(self._labelled)
+
     def find(self, digest: str, expected: Mapping[str, str]) -> dict[str, Any] | None:
         """The newest finished image labelled with ``digest``, if the engine has one.
 
@@ -337,48 +333,12 @@ class EngineIndex:
         of the label steps carry the hash too; only the final image carries every label. An
         intermediate left dangling (its build failed later) is never taken for a result.
         """
-        with self._lock:
-            if self._labelled is None:
-                self._labelled = list(self._api.images(filters={"label": HASH_LABEL}))
-            found = [i for i in self._labelled if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
+        found = [i for i in self.labelled() if (i.get("Labels") or {}).get(HASH_LABEL) == digest]
         for image in sorted(found, key=lambda i: int(i.get("Created", 0)), reverse=True):
             labels = image.get("Labels") or {}
             if all(labels.get(k) == v for k, v in expected.items() if k != CREATED_LABEL):
                 return image
         return None
-
-
-def _cleanup(api: Any, stream: BuildStream, log: _Log, wait: float = 15.0) -> None:
-    """Remove what a failed or cancelled build left: its last container and new layers.
-
-    The engine removes the container itself (``forcerm``) once it notices the cancellation;
-    wait for that briefly, then force it. Layers come newest first; removing one also prunes
-    its untagged parents, and a layer still used by another image is left alone (409).
-    """
-    import docker.errors
-    import requests.exceptions
-
-    deadline = time.monotonic() + wait
-    for container in reversed(stream.containers):
-        try:
-            # Returns once the engine has removed it (forcerm); 404 when it is already gone.
-            api.wait(container, condition="removed", timeout=max(0.1, deadline - time.monotonic()))
-            continue
-        except docker.errors.NotFound:
-            continue
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            pass  # still there at the deadline
-        log.write(f"cleanup: removing container {container[:12]}")
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_container(container, force=True)
-    for layer in reversed(stream.layers):
-        try:
-            api.remove_image(layer, force=False, noprune=False)
-            log.write(f"cleanup: removed image {layer[:12]}")
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError as exc:
-            log.write(f"cleanup: kept image {layer[:12]}: {describe_exception(exc)}")
 
 
 def build_image(
@@ -395,7 +355,7 @@ def build_image(
     """
     canceller = canceller or Canceller()
     build, host = job.build, job.host
-    start = time.monotonic()
+    start, wall_start = time.monotonic(), time.time()
     log = _Log(settings.logs / f"{build.id}.log")
     observer.started(build.id, host)
     tags = full_tags(build, settings.repo)
@@ -458,8 +418,17 @@ def build_image(
                 return finish(
                     Outcome.SKIPPED, image_id=cached["Id"], size=int(cached.get("Size") or 0)
                 )
-        labels = {**oci_labels(build, settings, base), HASH_LABEL: digest}
+        labels = {
+            **oci_labels(build, settings, base),
+            HASH_LABEL: digest,
+            TARGET_LABEL: build.id,
+            REPO_LABEL: settings.repo,
+        }
         doing = "building"
+        # The parent of the first step, should the stream be cut before it names any image,
+        # and the steps a late image can come from (buildstream.cleanup_build).
+        stream.last_image = base_id.removeprefix("sha256:")
+        stream.steps = step_records(parse_dockerfile(job.context / "Dockerfile"))
         outcome = _stream_build(
             job,
             settings,
@@ -474,11 +443,11 @@ def build_image(
         if outcome is not None:
             reason = canceller.reason or "cancelled"
             emit(reason)
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             return finish(outcome, message=f"{build.id} on {host}: {reason}")
         if stream.error is not None or stream.image_id is None:
             message = stream.error or "the engine ended the build without an image"
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             return finish(Outcome.FAILED, message=f"{build.id} on {host}: {message}")
         doing = "tagging"
         _apply_tags(api, stream.image_id, tags[1:])
@@ -489,19 +458,19 @@ def build_image(
         error = translate(exc, host, build.id, doing)
         if canceller.reason is not None:
             emit(canceller.reason)
-            _cleanup_quietly(api, stream, log)
+            _cleanup_quietly(api, stream, log, wall_start)
             outcome = (
                 Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED
             )
             return finish(outcome, message=f"{build.id} on {host}: {canceller.reason}")
         emit(f"error: {error.one_line()}")
-        _cleanup_quietly(api, stream, log)
+        _cleanup_quietly(api, stream, log, wall_start)
         return finish(Outcome.FAILED, message=error.one_line())
 
 
-def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log) -> None:
+def _cleanup_quietly(api: Any, stream: BuildStream, log: _Log, started: float) -> None:
     try:
-        _cleanup(api, stream, log)
+        cleanup_build(api, stream, log.write, started=started)
     except Exception as exc:  # the engine may be gone: the failure is already reported
         log.write(f"cleanup: skipped, engine did not answer: {describe_exception(exc)}")
 
@@ -518,28 +487,26 @@ def _stream_build(
     on_step: Callable[[int, int, str], None],
 ) -> Outcome | None:
     """Run the build stream under the deadline; returns TIMEOUT/CANCELLED if stopped early."""
-    _install_hook(api)
     watchdog = threading.Timer(settings.timeout, canceller.cancel, [_timeout_text(settings)])
     watchdog.daemon = True
     watchdog.start()
-    _capture.canceller = canceller
     try:
         if canceller.reason is not None:
             return Outcome.CANCELLED
-        events: Iterator[dict[str, Any]] = api.build(
-            path=str(job.context),
-            tag=tags[0],
-            rm=True,
-            forcerm=True,
-            pull=False,  # the base was resolved (and pulled if asked) before hashing
-            decode=True,
-            labels=dict(labels),
-            buildargs=dict(settings.build_args) or None,
-            network_mode=settings.network_mode,
-            isolation=job.isolation,
-            timeout=settings.timeout,
-        )
-        _capture.canceller = None
+        with cancellable(api, canceller, "/build"):
+            events: Iterator[dict[str, Any]] = api.build(
+                path=str(job.context),
+                tag=tags[0],
+                rm=True,
+                forcerm=True,
+                pull=False,  # the base was resolved (and pulled if asked) before hashing
+                decode=True,
+                labels=dict(labels),
+                buildargs=dict(settings.build_args) or None,
+                network_mode=settings.network_mode,
+                isolation=job.isolation,
+                timeout=settings.timeout,
+            )
         last_step = 0
         for event in events:
             for line in stream.feed(event):
@@ -555,7 +522,6 @@ def _stream_build(
         if canceller.reason is None:
             raise
     finally:
-        _capture.canceller = None
         watchdog.cancel()
     if canceller.reason is not None:
         return Outcome.TIMEOUT if canceller.reason.startswith("timeout") else Outcome.CANCELLED

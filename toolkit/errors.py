@@ -116,9 +116,28 @@ class Interrupted(ToolkitError):
     """Ctrl-C: the run stopped early, after cleaning up and reporting what it had."""
 
     exit_code = 130
+    default_message = "interrupted"
 
-    def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+        super().__init__(message or self.default_message, hint=hint)
+
+
+class Terminated(Interrupted):
+    """SIGTERM (what CI runners send on cancel): the same cleanup and report as Ctrl-C."""
+
+    exit_code = 143
+    default_message = "terminated (SIGTERM)"
+
+
+class TerminateSignal(KeyboardInterrupt):
+    """Raised in the main thread by the SIGTERM handler (``toolkit.cli``): a KeyboardInterrupt,
+    so everything that cleans up after Ctrl-C does the same after SIGTERM."""
+
+
+def interruption(exc: BaseException | None = None) -> Interrupted:
+    """The error a run stopped by ``exc`` (a KeyboardInterrupt) ends with: Terminated after
+    SIGTERM, else Interrupted."""
+    return Terminated() if isinstance(exc, TerminateSignal) else Interrupted()
 
 
 # Connection pools prefix their messages: "HTTPSConnectionPool(host=..., port=443): ...".

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, HostError
 from toolkit.paths import file_problem
 from toolkit.redact import looks_like_key_material, redact_path, redact_url
 from toolkit.suggest import did_you_mean
@@ -89,15 +89,20 @@ class HostSpec:
     @property
     def name(self) -> str:
         """How messages, tables, build lines and logs name this host (no key material, no
-        user info)."""
+        user info); ``-`` for no host."""
         if self.context is not None:
             return f"context {self.context}"
-        return redact_url(self.url)
+        return redact_url(self.url) if self.url else "-"
 
     @property
     def key(self) -> tuple[str, str | None, TLSFiles | None]:
         """What tells two hosts apart (``name`` hides user info, so two may share it)."""
         return (self.url, self.context, self.tls)
+
+    @property
+    def configured(self) -> bool:
+        """False for the stand-in of a release that has no host (``HostsConfig.missing``)."""
+        return bool(self.url or self.context)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -118,8 +123,8 @@ class HostsConfig:
     default: HostSpec | None = None
     path: Path | None = None
 
-    def for_release(self, key: str) -> HostSpec:
-        """The host that builds release ``key`` (a key or alias); ConfigError if there is none."""
+    def find(self, key: str) -> HostSpec | None:
+        """The host that builds release ``key`` (a key or alias), None if there is none."""
         release = find_release(key)
         if release is None:
             raise ConfigError(f"unknown Windows release {key!r}", hint=suggest_release(key))
@@ -127,14 +132,37 @@ class HostsConfig:
             return self.hosts[release.key]
         if self.default is not None:
             return replace(self.default, release=release.key)
+        return None
+
+    def for_release(self, key: str) -> HostSpec:
+        """The host that builds release ``key`` (a key or alias); ConfigError if there is none."""
+        spec = self.find(key)
+        if spec is None:
+            raise ConfigError(self._missing_text(key), hint=self._missing_hint(key))
+        return spec
+
+    def missing(self, key: str) -> HostError:
+        """Why a target of release ``key`` has no host, as a per-target refusal: the targets of
+        the configured releases still go ahead (``--host 1809=URL`` alone builds 1809)."""
+        return HostError(self._missing_text(key), hint=self._missing_hint(key))
+
+    def _missing_text(self, key: str) -> str:
         where = str(self.path) if self.path is not None else "the --host options"
-        file = self.path.name if self.path is not None else "hosts.toml"
         configured = ", ".join(self.hosts) or "none"
-        raise ConfigError(
-            f"no Docker host for release {release.key} in {where} (configured: {configured})",
-            hint=f"add [hosts.{release.key}] with url = ... to {file} "
-            f"or pass --host {release.key}=URL",
-        )
+        return f"no Docker host for release {key} in {where} (configured: {configured})"
+
+    def _missing_hint(self, key: str) -> str:
+        file = self.path.name if self.path is not None else "hosts.toml"
+        hint = f"add [hosts.{key}] with url = ... to {file} or pass --host {key}=URL"
+        if len(self.hosts) == 1:
+            hint += f", or select only the configured release: '*-{next(iter(self.hosts))}'"
+        elif self.hosts:
+            hint += f", or select only the configured releases: '*-{{{','.join(self.hosts)}}}'"
+        return hint
+
+    def placeholder(self, key: str) -> HostSpec:
+        """The HostSpec standing for "no host" in a plan (named ``-``)."""
+        return HostSpec(release=key, source="no host configured")
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -92,6 +92,19 @@ def without_base(lines: Sequence[str]) -> list[str]:
     return list(lines[start:])
 
 
+def step_records(instructions: Sequence[Instruction]) -> frozenset[str]:
+    """How the engine ends each step's history entry (``CreatedBy``) for these instructions:
+    ``ENV A=b``, ``SHELL [...]``, a RUN's script. What a build's late image is recognised by."""
+    found = set()
+    for instruction in instructions:
+        if instruction.cmd == "FROM":
+            continue
+        found.add(history_line(instruction))
+        if instruction.cmd == "RUN" and not instruction.json:
+            found.add(" ".join(instruction.value))
+    return frozenset(found)
+
+
 def history(instructions: Sequence[Instruction], base_history: Sequence[str]) -> list[str]:
     """The history of the image built from ``instructions`` on a base whose history is given.
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from packaging.version import Version
-
 from toolkit.errors import (
     ConfigError,
     HostError,
@@ -174,6 +172,8 @@ def inspect_engine(client: Any, *, host: str = "") -> HostFacts:
 
 def check_engine(facts: HostFacts) -> None:
     """Host-level checks: API version new enough. HostError names the host and the versions."""
+    from packaging.version import Version  # only with preflight: not on every build's start
+
     try:
         too_old = Version(facts.api_version) < Version(MIN_API_VERSION)
     except ValueError:  # InvalidVersion, or thousands of digits
@@ -255,23 +255,36 @@ def plan_assignments(
 ) -> list[Assignment]:
     """Assign each build to its release's host and decide its isolation.
 
-    Every build's host is looked up first (a release without a host is a ConfigError, before
-    any host is contacted). With ``preflight``, each distinct host is contacted once through
-    ``connect_fn`` (which owns and closes the clients it returns) and inspected; an unreachable
-    or unfit host becomes an Assignment with ``error`` set, so the other builds can go ahead.
-    Without it, no host is contacted and ``isolation`` is the override (None: engine default).
+    A build whose release has no host gets an Assignment with ``error`` set (host ``-``), and
+    the others go ahead: ``--host 1809=URL`` alone plans 1809. With ``preflight``, each distinct
+    host is contacted once through ``connect_fn`` (which owns and closes the clients it returns)
+    and inspected; an unreachable or unfit host becomes an Assignment with ``error`` set, so the
+    other builds can go ahead. Without it, no host is contacted and ``isolation`` is the override
+    (None: engine default).
     """
     override = check_isolation_option(isolation_override)
-    specs = [hosts.for_release(build.release.key) for build in builds]
+    found = {b.release.key: hosts.find(b.release.key) for b in builds}
+    specs = [found[b.release.key] or hosts.placeholder(b.release.key) for b in builds]
+    unhosted = {key: hosts.missing(key) for key, spec in found.items() if spec is None}
     if not preflight:
         return [
-            Assignment(build.id, build.release.key, spec, override, None)
+            Assignment(
+                build.id,
+                build.release.key,
+                spec,
+                None if build.release.key in unhosted else override,
+                None,
+                unhosted.get(build.release.key),
+            )
             for build, spec in zip(builds, specs, strict=True)
         ]
     inspected: dict[tuple[str, str | None, object], HostFacts | HostError] = {}
     for spec in specs:
         key = _host_key(spec)
         if key in inspected:
+            continue
+        if not spec.configured:
+            inspected[key] = unhosted[spec.release or ""]
             continue
         try:
             facts = inspect_engine(connect_fn(spec), host=spec.name)
@@ -281,7 +294,7 @@ def plan_assignments(
             inspected[key] = exc
     plan = []
     for build, spec in zip(builds, specs, strict=True):
-        outcome = inspected[_host_key(spec)]
+        outcome = unhosted.get(build.release.key) or inspected[_host_key(spec)]
         if isinstance(outcome, HostError):
             plan.append(Assignment(build.id, build.release.key, spec, None, None, outcome))
             continue

@@ -341,6 +341,27 @@ def plan_render(
     return states
 
 
+def require_rendered(templates: Path, out: Path, builds: Sequence[Build]) -> None:
+    """CheckFailedError naming each Dockerfile of ``builds`` that differs from what the
+    templates and versions.json render now: ``toolkit build`` (and push) build only what
+    ``toolkit render`` would write, never files that drifted from the data."""
+    env = template_environment(templates)
+    drifted = [
+        dockerfile_path(out, b)
+        for b in builds
+        if _read(dockerfile_path(out, b)) != render_dockerfile(env, b)
+    ]
+    if not drifted:
+        return
+    shown = ", ".join(str(p) for p in drifted[:5])
+    more = f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
+    raise CheckFailedError(
+        f"{len(drifted)} Dockerfile(s) differ from what {templates} and versions.json render: "
+        f"{shown}{more}",
+        hint="run toolkit render (toolkit render --check shows the diff), then build",
+    )
+
+
 def _read(path: Path) -> str | None:
     try:
         return read_text(path)

@@ -2,8 +2,9 @@
 
 The caller passes in what runs per target (a ``Work``): the runner owns the threads, the per-host
 queues, ``--fail-fast``, and Ctrl-C. A failure does not stop the other targets (``fail_fast``
-stops starting new ones); Ctrl-C (or SIGTERM, raised as a KeyboardInterrupt subclass) cancels the
-running targets through their ``Canceller`` and gives them, together, a grace period to clean up.
+stops starting new ones); Ctrl-C (or SIGTERM, raised as ``TerminateSignal``, a KeyboardInterrupt)
+cancels the running targets through their ``Canceller`` and gives them, together, a grace period
+to clean up.
 
 Completion is tracked by the workers themselves (a counter under a lock), never by
 ``Thread.is_alive()``: on Python 3.11 a KeyboardInterrupt delivered during ``Thread.join`` can
@@ -17,16 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from toolkit.cancel import Canceller
-from toolkit.errors import ToolkitError
+from toolkit.errors import TerminateSignal, ToolkitError
 
 J = TypeVar("J")
 R = TypeVar("R")
 J_contra = TypeVar("J_contra", contravariant=True)
 
 INTERRUPTED = "cancelled: interrupted (Ctrl-C)"
+TERMINATED = "cancelled: terminated (SIGTERM)"
 CLEANUP_GRACE = 30.0
 """Seconds the workers get, together, to stop and clean up after Ctrl-C."""
 
@@ -66,6 +68,8 @@ class Work(Protocol[J_contra, R]):
 class RunSummary(Generic[R]):
     results: tuple[R, ...]
     interrupted: bool
+    terminated: bool = False
+    """The interrupt was SIGTERM (``TerminateSignal``), not Ctrl-C."""
 
 
 def run_targets(
@@ -104,7 +108,7 @@ def run_targets(
     # Workers count themselves in and out; ``launched`` says no more will come. A worker whose
     # start raced with Ctrl-C may enter after the count reached zero: it then finds ``stop`` set
     # and runs nothing.
-    state = {"running": 0, "launched": False}
+    state: dict[str, Any] = {"running": 0, "launched": False, "reason": INTERRUPTED}
 
     def settle() -> None:  # with the lock held
         if state["launched"] and state["running"] == 0:
@@ -118,7 +122,7 @@ def run_targets(
             # Ctrl-C may have come after the stop check and before this job was registered:
             # the main thread then found no canceller of it to trigger.
             if interrupt.is_set():
-                canceller.cancel(INTERRUPTED)
+                canceller.cancel(state["reason"])
         try:
             result = work.run(job, canceller, interrupt)
         except ToolkitError as exc:  # e.g. the log directory is not writable
@@ -147,7 +151,7 @@ def run_targets(
                 state["running"] -= 1
                 settle()
 
-    interrupted = False
+    interrupted = terminated = False
     try:
         for host, n in workers:  # inside the try: Ctrl-C can come while they start
             name = f"run-{host}-{n}"
@@ -157,13 +161,15 @@ def run_targets(
             settle()
         while not all_done.wait(poll):
             pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as TerminateSignal
         interrupted = True
-        stop.set()
-        interrupt.set()
+        terminated = isinstance(exc, TerminateSignal)
         with lock:
+            state["reason"] = TERMINATED if terminated else INTERRUPTED
+            stop.set()
+            interrupt.set()
             for canceller in active.values():
-                canceller.cancel(INTERRUPTED)
+                canceller.cancel(state["reason"])
             state["launched"] = True
             settle()
         _wait_for_cleanup(all_done, grace, poll)
@@ -177,10 +183,12 @@ def run_targets(
             if index in running:
                 result = work.still_running(job)
             else:
-                why = "interrupted" if interrupted else "--fail-fast"
+                why = "--fail-fast"
+                if interrupted:
+                    why = "terminated (SIGTERM)" if terminated else "interrupted"
                 result = work.not_run(job, f"not started: {why}", interrupted)
         ordered.append(result)
-    return RunSummary(results=tuple(ordered), interrupted=interrupted)
+    return RunSummary(results=tuple(ordered), interrupted=interrupted, terminated=terminated)
 
 
 def _wait_for_cleanup(done: threading.Event, grace: float, poll: float) -> None:

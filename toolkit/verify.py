@@ -16,26 +16,28 @@ programs are one line each, free of the characters cmd would interpret (``" % ^ 
 The one command that is platform-specific (the overridden command) comes from
 ``OVERRIDE_COMMANDS`` keyed by the engine's ``OSType``: ``cmd /Q /S /C echo`` on Windows (what
 the official images test), ``echo`` (busybox applet) on the Linux stand-ins the test suite uses.
-Containers are removed whatever happens, also on timeout.
+Containers are removed whatever happens, also on timeout, and on Ctrl-C or SIGTERM: the target's
+``Canceller`` cuts the wait for the running check's container, whose removal then stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.cancel import Canceller, check_timeout
+from toolkit.cancel import Canceller, cancellable, check_timeout
 from toolkit.errors import (
     ConfigError,
     HostError,
     Interrupted,
+    Terminated,
     ToolkitError,
     VerifyFailedError,
 )
@@ -95,6 +97,9 @@ _NO_SETUPTOOLS = (
     "found = [m for m in ('setuptools', 'wheel') if u.find_spec(m)]; "
     "assert not found, 'installed: ' + ', '.join(found); print('setuptools and wheel absent')"
 )
+
+CHECK_LABEL = "io.github.windows-python-images.toolkit.check"
+"""The label of every check container (its value is the check's name)."""
 
 PIP_RE = re.compile(
     r"^pip (?P<version>\S+) from (?P<where>.+) \(python (?P<python>[0-9]+\.[0-9]+)\)\Z"
@@ -250,9 +255,15 @@ def run_check(
     *,
     isolation: str | None = None,
     timeout: float = 300.0,
+    canceller: Canceller | None = None,
 ) -> CheckResult:
-    """Run one check in a fresh container; the container is removed whatever happens."""
+    """Run one check in a fresh container; the container is removed whatever happens.
+
+    ``canceller`` (Ctrl-C) wakes the wait for the container; the check then fails with the
+    canceller's reason, and its container is removed (which stops it) before this returns.
+    """
     api = client.api
+    canceller = canceller or Canceller()
     start = time.monotonic()
     container: str | None = None
     output = ""
@@ -265,18 +276,21 @@ def run_check(
             command=list(check.argv),
             host_config=host_config,
             network_disabled=not check.network,
-            labels={"io.github.windows-python-images.toolkit.check": check.name},
+            labels={CHECK_LABEL: check.name},
         )
         container = created["Id"]
+        if canceller.reason is not None:
+            raise _Cancelled()
         api.start(container)
-        status = api.wait(container, timeout=timeout)
+        with cancellable(api, canceller, "/wait"):
+            status = api.wait(container, timeout=timeout)
         code = int(status.get("StatusCode", -1))
         output = api.logs(container, stdout=True, stderr=True).decode("utf-8", "replace")
         message = check.judge(code, output)
         if message is None and check.report is not None:
             return _result(check, image, start, output, None, check.report(output))
     except Exception as exc:
-        message = _check_error(exc, timeout)
+        message = canceller.reason or _check_error(exc, timeout)
     finally:
         if container is not None:
             with contextlib.suppress(Exception):
@@ -303,6 +317,10 @@ def _result(
     )
 
 
+class _Cancelled(Exception):
+    """The target was cancelled between creating a check's container and starting it."""
+
+
 def _check_error(exc: BaseException, timeout: float) -> str:
     import docker.errors
     import requests.exceptions
@@ -325,19 +343,27 @@ def verify_image(
     *,
     isolation: str | None = None,
     timeout: float = 300.0,
-    stop: Callable[[], bool] | None = None,
+    canceller: Canceller | None = None,
 ) -> list[CheckResult]:
-    """Run ``checks`` one after another; ``stop`` (Ctrl-C) ends the run between two checks."""
+    """Run ``checks`` one after another; ``canceller`` (Ctrl-C) cuts the running check and no
+    other starts."""
+    canceller = canceller or Canceller()
     results = []
     for check in checks:
-        if stop is not None and stop():
+        if canceller.cancelled:
             break
-        results.append(run_check(client, image, check, isolation=isolation, timeout=timeout))
+        results.append(
+            run_check(
+                client, image, check, isolation=isolation, timeout=timeout, canceller=canceller
+            )
+        )
     return results
 
 
 def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
     """JUnit XML: one testsuite per target (build id), one testcase per check."""
+    import xml.etree.ElementTree as ET
+
     root = ET.Element("testsuites", name="toolkit verify")
     total = failures = 0
     for suite_name, results in suites.items():
@@ -372,10 +398,18 @@ def junit_xml(suites: Mapping[str, Sequence[CheckResult]]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+@functools.cache
+def _not_xml() -> re.Pattern[str]:
+    """Characters XML 1.0 cannot carry at all, not even escaped (ANSI colour codes, NUL, ...).
+    Compiled on first use: the class spans all of Unicode and takes milliseconds to compile,
+    which every ``toolkit build`` start would pay for a JUnit file it does not write."""
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _xml(text: str) -> str:
     """``text`` with what XML cannot hold written as ``\\xNN``: ElementTree would write it raw
     and the file would not parse."""
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return _not_xml().sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def verify_build(
@@ -387,11 +421,13 @@ def verify_build(
     isolation: str | None = None,
     network: bool = False,
     timeout: float = 300.0,
-    stop: Callable[[], bool] | None = None,
+    canceller: Canceller | None = None,
 ) -> list[CheckResult]:
     """All checks of one target's image (``image`` is one of its tags)."""
     checks = build_checks(build, os_type, network=network)
-    return verify_image(client, image, checks, isolation=isolation, timeout=timeout, stop=stop)
+    return verify_image(
+        client, image, checks, isolation=isolation, timeout=timeout, canceller=canceller
+    )
 
 
 def failure_summary(results: Sequence[CheckResult]) -> str | None:
@@ -429,11 +465,12 @@ class VerifyRun:
 
     results: tuple[VerifyResult, ...]
     interrupted: bool = False
+    terminated: bool = False
 
     def failure(self) -> ToolkitError | None:
         """The error the run ends with, if any (the exit code comes from its class)."""
         if self.interrupted:
-            return Interrupted()
+            return Terminated() if self.terminated else Interrupted()
         unreachable = [r for r in self.results if r.error is not None]
         if unreachable:
             names = ", ".join(r.build_id for r in unreachable)
@@ -467,13 +504,13 @@ class VerifyWork:
             isolation=job.isolation,
             network=self._request.network,
             timeout=self._request.timeout,
-            stop=interrupt.is_set,
+            canceller=canceller,
         )
         return VerifyResult(
             build_id=job.build.id,
             host=job.host,
             checks=tuple(checks),
-            interrupted=interrupt.is_set(),
+            interrupted=canceller.cancelled or interrupt.is_set(),
         )
 
     def failed(self, job: Target, why: str) -> VerifyResult:
@@ -494,8 +531,8 @@ class VerifyWork:
 
 def run_verify(request: VerifyRequest, env: Mapping[str, str], clients: ClientSource) -> VerifyRun:
     """Run the checks on the images a previous build tagged, each target on its host; hosts in
-    parallel, the targets of one host one after another. Ctrl-C: running checks finish (their
-    containers are removed); no new one starts."""
+    parallel, the targets of one host one after another. Ctrl-C or SIGTERM: the running checks
+    are cut and their containers removed; no new one starts."""
     builds = select_builds(request.versions, request.selectors).chosen
     selection = request.hosts
     plan = plan_targets(
@@ -510,4 +547,5 @@ def run_verify(request: VerifyRequest, env: Mapping[str, str], clients: ClientSo
     return VerifyRun(
         results=tuple(by_id[a.build_id] for a in plan.assignments),
         interrupted=summary.interrupted,
+        terminated=summary.terminated,
     )

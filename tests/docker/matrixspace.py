@@ -48,6 +48,28 @@ def render_workspace(root: Path, lines: dict[str, tuple[str, str]]) -> list[Buil
     return builds
 
 
+def rerender(root: Path) -> list[Build]:
+    """Render ``root``/dockerfiles again from ``root``/templates and ``root``/versions.json."""
+    builds = build_matrix(load_versions(root / "versions.json"))
+    env = template_environment(root / "templates")
+    apply_render(root / "dockerfiles", plan_render(env, root / "dockerfiles", builds, builds))
+    return builds
+
+
+def insert_in_template(root: Path, instruction: str, release: str | None = None) -> None:
+    """Add an instruction to the workspace's template just before the final CMD (for the
+    targets of ``release`` only, when given) and render again: ``toolkit build`` refuses
+    Dockerfiles that differ from what the templates render, so tests change the template."""
+    template = root / "templates" / "windowsservercore.Dockerfile.j2"
+    text = template.read_text()
+    head, sep, tail = text.rpartition("\nCMD ")
+    assert sep, f"{template} has no CMD"
+    if release is not None:
+        instruction = f'{{% if windows_release == "{release}" %}}{instruction}\n{{% endif %}}'
+    template.write_text(f"{head}\n{instruction}\n{sep.lstrip(chr(10))}{tail}")
+    rerender(root)
+
+
 def line_of(python_version: str) -> str:
     major, minor, _ = python_version.split(".", 2)
     return f"{major}.{minor}"

@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import REPO, run_toolkit
 from tests.docker import engines as eng
-from tests.docker.matrixspace import containers, insert_before_cmd, line_of, render_workspace
+from tests.docker.matrixspace import containers, insert_in_template, line_of, render_workspace
 from toolkit.matrix import Build
 
 
@@ -178,10 +178,7 @@ def test_failures_keep_the_others_going_and_set_the_exit_code(
         **{"1803": f"unix://{tmp_path}/no-engine-here.sock"},
     )
     failing = next(b for b in builds if b.release.key == "ltsc2016")
-    insert_before_cmd(
-        tmp_path / "dockerfiles" / failing.directory / "Dockerfile",
-        f"RUN Write-Host {eng.FAIL_MARKER}",
-    )
+    insert_in_template(tmp_path, f"RUN Write-Host {eng.FAIL_MARKER}", failing.release.key)
     result = _build(tmp_path, "--build-arg", f"TOOLKIT_TEST={tmp_path.name}", "--no-verify")
     assert result.returncode == 10, result.stdout + result.stderr
     report = {r["id"]: r for r in json.loads((tmp_path / "build.json").read_text())["results"]}
@@ -214,10 +211,7 @@ def test_fail_fast_stops_scheduling_and_dry_run_builds_nothing(
         standin_pip_version,
         **{"1809": one, "1803": one},
     )
-    insert_before_cmd(
-        tmp_path / "dockerfiles" / builds[0].directory / "Dockerfile",
-        f"RUN Write-Host {eng.FAIL_MARKER}",
-    )
+    insert_in_template(tmp_path, f"RUN Write-Host {eng.FAIL_MARKER}", builds[0].release.key)
     dry = _build(tmp_path, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert not (tmp_path / "build.json").exists()
@@ -325,10 +319,7 @@ def test_ctrl_c_cancels_the_running_builds_and_cleans_up(
 ) -> None:
     builds = _workspace(tmp_path, engines, standin_python_version, standin_pip_version)
     slow = next(b for b in builds if b.release.key == "1803")
-    insert_before_cmd(
-        tmp_path / "dockerfiles" / slow.directory / "Dockerfile",
-        f"RUN Write-Host {eng.SLEEP_MARKER}120",
-    )
+    insert_in_template(tmp_path, f"RUN Write-Host {eng.SLEEP_MARKER}120", slow.release.key)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLKIT_", "GITHUB_"))}
     env["PYTHONPATH"] = str(REPO)
     argv = [sys.executable, "-m", "toolkit", "build", "--no-preflight", "--hosts", "hosts.toml"]

@@ -30,6 +30,7 @@ from tests.docker.matrixspace import (
     render_workspace,
 )
 from toolkit.builds import BuildWork, make_verifier
+from toolkit.cancel import Canceller
 from toolkit.driver import HASH_LABEL, BuildJob, BuildSettings
 from toolkit.instructions import history, parse_dockerfile
 from toolkit.matrix import Build
@@ -456,9 +457,9 @@ def test_an_image_whose_verification_was_interrupted_is_not_kept(
         image_id=image_id,
         tags=(tag,),
     )
-    interrupt = threading.Event()
-    interrupt.set()
-    result = make_verifier(_Recorder())(job, built, interrupt)
+    canceller = Canceller()
+    canceller.cancel("cancelled: interrupted (Ctrl-C)")
+    result = make_verifier(_Recorder())(job, built, canceller)
     assert result.outcome is Outcome.CANCELLED
     assert result.checks == ()
     assert api.images(filters={"label": f"{HASH_LABEL}={tmp_path.name}"}) == []
@@ -496,7 +497,7 @@ def test_a_failed_image_that_cannot_be_removed_is_said_so(
             image_id=image_id,
             tags=(tag,),
         )
-        result = make_verifier(_Recorder())(job, built, threading.Event())
+        result = make_verifier(_Recorder())(job, built, Canceller())
         assert result.outcome is Outcome.VERIFY_FAILED
         assert result.message is not None
         assert "1 of 6 checks failed: pip-version" in result.message

@@ -25,6 +25,7 @@ def command(
     selectors: options.Selectors = None,
     versions: options.Versions = options.VERSIONS,
     out: options.Out = options.OUT,
+    templates: options.Templates = options.TEMPLATES,
     hosts_path: options.Hosts = None,
     host: options.HostOverrides = None,
     isolation: options.Isolation = None,
@@ -43,6 +44,14 @@ def command(
     force: Annotated[
         bool, typer.Option("--force", help="Build even when an image with the same hash exists.")
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="Remove the target's superseded images (the toolkit's own for this target and "
+            "--repo that no tag names any more) after it is built or skipped.",
+        ),
+    ] = True,
     pull: Annotated[
         PullPolicy,
         typer.Option("--pull", help="Base image: always pull, pull when missing, or never pull."),
@@ -120,11 +129,13 @@ def command(
         build_args=parse_build_args(build_arg or [], "--build-arg"),
         source=source_label(source, os.environ),
         logs=logs,
+        prune=prune,
     )
     request = BuildRequest(
         versions=versions,
         selectors=options.selectors(selectors),
         out=out,
+        templates=templates,
         hosts=options.host_selection(hosts_path, host, isolation, no_preflight),
         settings=settings,
         jobs_per_host=jobs_per_host,
