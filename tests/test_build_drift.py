@@ -82,3 +82,29 @@ def test_build_refuses_a_hand_edited_dockerfile_and_a_changed_template(workspace
     code, _out, err = _dry_run(workspace)
     assert code == 4
     assert "templates: templates directory not found" in err
+
+
+def test_push_refuses_drift_like_build(workspace: Path) -> None:
+    """Push publishes what build made from the Dockerfiles: Dockerfiles the data no longer
+    describes are refused before any host or registry is asked (exit 1, the files named)."""
+
+    def push(*args: str) -> tuple[int, str, str]:
+        result = run_toolkit(
+            "push", "3.8-rc-*", "--repo", "127.0.0.1:9/python", "--dry-run", "--no-preflight",
+            "--host", "1809=unix:///nonexistent.sock", "--host", "1803=unix:///nonexistent.sock",
+            "--host", "ltsc2016=unix:///nonexistent.sock", *args, cwd=workspace,
+        )  # fmt: skip
+        return result.returncode, result.stdout, result.stderr
+
+    code, out, err = push()
+    assert code == 0, err
+    assert len(out.splitlines()) == 3
+    dockerfile = workspace / DOCKERFILES[0]
+    dockerfile.write_text(dockerfile.read_text() + "# edited by hand\n")
+    code, out, err = push()
+    assert code == 1, err
+    assert out == ""
+    assert (
+        f"1 Dockerfile(s) differ from what templates and versions.json render: {DOCKERFILES[0]}"
+        in err
+    )

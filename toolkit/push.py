@@ -33,6 +33,7 @@ from toolkit.matrix import Build, select_builds
 from toolkit.preflight import ClientSource, plan_targets
 from toolkit.references import Reference
 from toolkit.registry import RegistryClient
+from toolkit.render import require_rendered
 from toolkit.results import BuildObserver, BuildResult, Outcome
 from toolkit.runner import run_targets
 
@@ -261,6 +262,8 @@ class PushRequest:
 
     versions: Path
     selectors: tuple[str, ...] = ()
+    out: Path = Path("dockerfiles")
+    templates: Path = Path("templates")
     hosts: HostSelection = field(default_factory=HostSelection)
     local_repo: str | None = None  # None: the destination's REGISTRY/NAME
     jobs_per_host: int = 1
@@ -376,8 +379,12 @@ def run_push(
     destination: Reference,
     progress: Callable[[], AbstractContextManager[BuildObserver]],
 ) -> PushRun:
-    """Place the builds on their hosts as ``build`` does, then push each from its engine."""
+    """Place the builds on their hosts as ``build`` does, then push each from its engine.
+
+    Like ``build``, push refuses Dockerfiles that drifted from the templates and versions.json:
+    the images it would publish were built from files the data no longer describes."""
     builds = select_builds(request.versions, request.selectors).chosen
+    require_rendered(request.templates, request.out, builds)
     selection = request.hosts
     plan = plan_targets(
         builds, selection.load(env), clients, selection.isolation, selection.preflight

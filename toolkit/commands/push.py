@@ -38,6 +38,8 @@ def command(
     selectors: options.Selectors = None,
     repo: options.RegistryRepo = "",
     versions: options.Versions = options.VERSIONS,
+    out: options.Out = options.OUT,
+    templates: options.Templates = options.TEMPLATES,
     local_repo: Annotated[
         str | None,
         typer.Option(
@@ -73,6 +75,8 @@ def command(
     request = PushRequest(
         versions=versions,
         selectors=options.selectors(selectors),
+        out=out,
+        templates=templates,
         hosts=options.host_selection(hosts_path, host, None, no_preflight),
         local_repo=local_repo,
         jobs_per_host=jobs_per_host,
