@@ -265,3 +265,38 @@ def test_every_error_message_is_redacted_when_made() -> None:
         pass
 
     assert PASSWORD not in describe_exception(Quoting(f"cannot connect to {TCP}"))
+
+
+@pytest.mark.parametrize(
+    ("given", "secret"),
+    [
+        ("https://builder:Pa55w0rdX@github.com/org/python-images", "Pa55w0rdX"),
+        ("https://github.com/org/python-images?access_token=ghp_Pa55w0rdX", "ghp_Pa55w0rdX"),
+    ],
+)
+def test_a_source_label_with_credentials_is_refused(
+    workspace: Path, given: str, secret: str
+) -> None:
+    """--source becomes the image's org.opencontainers.image.source label, public wherever the
+    image goes: a URL with credentials is a usage error (exit 2), named without them, before
+    any host is asked."""
+    result = run_toolkit(
+        "build", "3.8-rc-*-1809", "--dry-run", "--no-preflight", "--host",
+        "1809=unix:///nonexistent.sock", "--source", given, cwd=workspace,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "the URL carries credentials" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    environment = run_toolkit(
+        "build", "3.8-rc-*-1809", "--dry-run", "--no-preflight", "--host",
+        "1809=unix:///nonexistent.sock", cwd=workspace,
+        env={"GITHUB_SERVER_URL": "https://x:" + secret + "@github.com", "GITHUB_REPOSITORY": "o/r"},
+    )  # fmt: skip
+    assert environment.returncode == 2
+    assert secret not in environment.stdout + environment.stderr
+    plain = run_toolkit(
+        "build", "3.8-rc-*-1809", "--dry-run", "--no-preflight", "--host",
+        "1809=unix:///nonexistent.sock", "--source", "https://github.com/org/python-images",
+        cwd=workspace,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr

@@ -42,7 +42,7 @@ from toolkit.imagenames import check_repository
 from toolkit.instructions import Instruction, parse_dockerfile, step_records
 from toolkit.matrix import Build
 from toolkit.paths import directory_problem
-from toolkit.redact import redact_path
+from toolkit.redact import redact_path, redact_url
 from toolkit.results import BuildObserver, BuildResult, Outcome
 
 HASH_LABEL = "io.github.windows-python-images.toolkit.hash"
@@ -545,7 +545,16 @@ def parse_build_args(items: Sequence[str], flag: str = "--build-arg") -> dict[st
 
 def source_label(given: str | None, env: Mapping[str, str]) -> str | None:
     """The ``org.opencontainers.image.source`` value: as given, else the repository's URL on
-    GitHub Actions (``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``)."""
+    GitHub Actions (``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``).
+
+    A URL carrying credentials (``https://user:token@host/...``, a token in its query) is
+    refused: a label is public, in the image and in every registry it is pushed to."""
     if given is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
-        return f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
+        given = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
+    if given is not None and redact_url(given) != given:
+        raise ConfigError(
+            f"--source {redact_url(given)}: the URL carries credentials, and the label would "
+            "publish them in the image",
+            hint="give the repository's public URL, without user info or tokens",
+        )
     return given
