@@ -65,9 +65,10 @@ def _workspace(root: Path, engines: dict[str, eng.Engine], version: str, pip: st
 
 
 def _nonce(root: Path) -> str:
-    """A fresh ENV right after SHELL in the workspace's template: every later layer is new."""
+    """A fresh ENV right after SHELL in the workspace's template: every later layer is new.
+    (The recipe, SHELL and ENVs included, is the template python-install.j2.)"""
     nonce = uuid.uuid4().hex
-    template = root / "templates" / "windowsservercore.Dockerfile.j2"
+    template = root / "templates" / "python-install.j2"
     text = template.read_text()
     head, sep, tail = text.partition("\nENV PYTHON_VERSION")
     assert sep

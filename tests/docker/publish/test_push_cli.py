@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ def workspace_with_builds(root: Path, engines: dict[str, eng.Engine]) -> list[Bu
     }
     (root / "versions.json").write_text(json.dumps(data))
     builds = build_matrix(load_versions(root / "versions.json"))
-    env = template_environment(REPO / "templates")
+    # build and push check the Dockerfiles against ./templates (drift is refused)
+    shutil.copytree(REPO / "templates", root / "templates")
+    env = template_environment(root / "templates")
     apply_render(root / "dockerfiles", plan_render(env, root / "dockerfiles", builds, builds))
     parts = []
     for release, engine in engines.items():
