@@ -56,7 +56,7 @@ from toolkit.matrix import Build, select_builds
 from toolkit.preflight import Assignment, ClientSource, plan_targets
 from toolkit.render import dockerfile_path, require_rendered
 from toolkit.results import BuildObserver, BuildResult, CheckResult, Outcome
-from toolkit.runner import run_targets
+from toolkit.runner import run_planned
 from toolkit.verify import build_checks, failure_summary, verify_image
 
 Verifier = Callable[[BuildJob, BuildResult, Canceller], BuildResult]
@@ -163,38 +163,31 @@ def run_build(
         )
         for t in plan.targets
     ]
-    refused = [
-        BuildResult(
-            build_id=a.build_id,
-            host=a.host.name,
-            isolation=a.isolation,
-            outcome=Outcome.FAILED,
-            duration=0.0,
-            message=f"{a.build_id}: {plan.refused[a.build_id].one_line()}",
-        )
-        for a in plan.assignments
-        if a.build_id in plan.refused
-    ]
     with progress() as observer:
-        for result in refused:
-            observer.finished(result)
         verifier = (
             make_verifier(observer, network=request.network_checks) if request.verify else None
         )
-        work = BuildWork(request.settings, observer, verifier, jobs)
-        summary = run_targets(
+        results, summary = run_planned(
+            plan,
             jobs,
-            work,
+            BuildWork(request.settings, observer, verifier, jobs),
+            lambda a, why: BuildResult(
+                build_id=a.build_id,
+                host=a.host.name,
+                isolation=a.isolation,
+                outcome=Outcome.FAILED,
+                duration=0.0,
+                message=f"{a.build_id}: {why.one_line()}",
+            ),
+            lambda r: r.build_id,
             jobs_per_host=request.jobs_per_host,
             fail_fast=request.fail_fast,
-            failed_before=bool(refused),
         )
-    by_id = {r.build_id: r for r in (*summary.results, *refused)}
     return BuildRun(
         request=request,
         builds=builds,
         assignments=plan.assignments,
-        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        results=results,
         interrupted=summary.interrupted,
         winrm=inspected,
         terminated=summary.terminated,

@@ -35,7 +35,7 @@ from toolkit.references import Reference
 from toolkit.registry import RegistryClient
 from toolkit.render import require_rendered
 from toolkit.results import BuildObserver, BuildResult, Outcome
-from toolkit.runner import run_targets
+from toolkit.runner import run_planned
 
 PUSHED = "pushed"
 UNCHANGED = "unchanged"
@@ -394,34 +394,27 @@ def run_push(
         return PushRun(destination=destination, builds=builds, hosts=hosts)
     credential = registry.credential()
     jobs = [PushJob(t.build, t.host, t.client) for t in plan.targets]
-    refused = [
-        PushResult(
-            build_id=a.build_id,
-            host=a.host.name,
-            outcome=FAILED,
-            message=f"{a.build_id}: {plan.refused[a.build_id].one_line()}",
-        )
-        for a in plan.assignments
-        if a.build_id in plan.refused
-    ]
     with progress() as observer:
-        for result in refused:
-            observer.finished(as_build_result(result))
         local = request.local_repo or f"{destination.registry}/{destination.repository}"
-        work = PushWork(registry, destination, local, credential, observer)
-        summary = run_targets(
+        results, summary = run_planned(
+            plan,
             jobs,
-            work,
+            PushWork(registry, destination, local, credential, observer),
+            lambda a, why: PushResult(
+                build_id=a.build_id,
+                host=a.host.name,
+                outcome=FAILED,
+                message=f"{a.build_id}: {why.one_line()}",
+            ),
+            lambda r: r.build_id,
             jobs_per_host=request.jobs_per_host,
             fail_fast=request.fail_fast,
-            failed_before=bool(refused),
         )
-    by_id = {r.build_id: r for r in (*summary.results, *refused)}
     return PushRun(
         destination=destination,
         builds=builds,
         hosts=hosts,
-        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        results=results,
         interrupted=summary.interrupted,
     )
 

@@ -18,10 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from toolkit.cancel import Canceller
 from toolkit.errors import TerminateSignal, ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.preflight import Assignment, TargetPlan
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -189,6 +192,31 @@ def run_targets(
                 result = work.not_run(job, f"not started: {why}", interrupted)
         ordered.append(result)
     return RunSummary(results=tuple(ordered), interrupted=interrupted, terminated=terminated)
+
+
+def run_planned(
+    plan: TargetPlan,
+    jobs: Sequence[J],
+    work: Work[J, R],
+    refused: Callable[[Assignment, ToolkitError], R],
+    key: Callable[[R], str],
+    *,
+    jobs_per_host: int = 1,
+    fail_fast: bool = False,
+) -> tuple[tuple[R, ...], RunSummary[R]]:
+    """Run the ``jobs`` of ``plan`` (its placed targets) and return one result per assignment,
+    in the plan's order: a target whose host was refused gets ``refused(assignment, why)``,
+    reported first (and, with ``fail_fast``, no job starts after it)."""
+    early = [
+        refused(a, plan.refused[a.build_id]) for a in plan.assignments if a.build_id in plan.refused
+    ]
+    for result in early:
+        work.finished(result)
+    summary = run_targets(
+        jobs, work, jobs_per_host=jobs_per_host, fail_fast=fail_fast, failed_before=bool(early)
+    )
+    by_id = {key(r): r for r in (*summary.results, *early)}
+    return tuple(by_id[a.build_id] for a in plan.assignments), summary
 
 
 def _wait_for_cleanup(done: threading.Event, grace: float, poll: float) -> None:

@@ -46,7 +46,7 @@ from toolkit.imagenames import check_repository
 from toolkit.matrix import Build, select_builds
 from toolkit.preflight import ClientSource, Target, plan_targets
 from toolkit.results import CheckResult, VerifyResult
-from toolkit.runner import run_targets
+from toolkit.runner import run_planned
 
 OVERRIDE_TOKEN = "toolkit-override-cmd-ok"
 OVERRIDE_COMMANDS: Mapping[str, tuple[str, ...]] = {
@@ -538,14 +538,15 @@ def run_verify(request: VerifyRequest, env: Mapping[str, str], clients: ClientSo
     plan = plan_targets(
         builds, selection.load(env), clients, selection.isolation, selection.preflight
     )
-    summary = run_targets(plan.targets, VerifyWork(request))
-    by_id = {r.build_id: r for r in summary.results}
-    for a in plan.assignments:
-        if a.build_id in plan.refused:
-            error = plan.refused[a.build_id].one_line()
-            by_id[a.build_id] = VerifyResult(build_id=a.build_id, host=a.host.name, error=error)
+    results, summary = run_planned(
+        plan,
+        plan.targets,
+        VerifyWork(request),
+        lambda a, why: VerifyResult(build_id=a.build_id, host=a.host.name, error=why.one_line()),
+        lambda r: r.build_id,
+    )
     return VerifyRun(
-        results=tuple(by_id[a.build_id] for a in plan.assignments),
+        results=results,
         interrupted=summary.interrupted,
         terminated=summary.terminated,
     )
