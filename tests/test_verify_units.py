@@ -281,3 +281,50 @@ def test_verify_refuses_a_timeout_that_is_not_positive(workspace: Path) -> None:
         "Error: Invalid value for '--timeout': '0' is not a number of seconds: use more than 0, "
         "at most 2592000 (30 days)\n"
     )
+
+
+def test_the_step_summary_of_verify_has_a_row_per_check_and_names_what_was_not_checked(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from toolkit.console import Console
+    from toolkit.progress import checks_markdown
+    from toolkit.results import VerifyResult
+
+    failing = CheckResult(
+        name="python-imports",
+        image="x",
+        passed=False,
+        duration=2.0,
+        argv=("python", "-c", "import ssl"),
+        output="Traceback (most recent call last):\nImportError: DLL load failed\n",
+        message="exit 1 | ImportError",
+    )
+    results = [
+        VerifyResult(
+            build_id="3.14-windowsservercore-ltsc2025",
+            host="tcp://h:2376",
+            checks=(_result("python-version", True), failing),
+        ),
+        VerifyResult(build_id="3.14-nanoserver-ltsc2025", host="-", error="no Docker host"),
+    ]
+    summary = tmp_path / "summary.md"
+    summary.write_text("### toolkit build\n\nearlier step\n")
+    console = Console(io.StringIO(), io.StringIO(), {"GITHUB_STEP_SUMMARY": str(summary)})
+    console.step_summary(checks_markdown(results))
+    text = summary.read_text()
+    assert text.startswith("### toolkit build\n\nearlier step\n### toolkit verify\n")
+    rows = [line for line in text.splitlines() if line.startswith("| 3.14-")]
+    assert rows == [
+        "| 3.14-windowsservercore-ltsc2025 | python-version | pass | 1.2s |  |",
+        "| 3.14-windowsservercore-ltsc2025 | python-imports | FAIL :x: | 2.0s | "
+        "exit 1 \\| ImportError |",
+    ]
+    assert "2 check(s) on 1 image(s): 1 failed" in text
+    assert "- 3.14-nanoserver-ltsc2025: not checked: no Docker host :x:" in text
+    folded = text[text.index("<details><summary>3.14-windowsservercore-ltsc2025: python-imports") :]
+    assert "ImportError: DLL load failed" in folded
+    assert folded.rstrip().endswith("</details>")
+    # no summary file set: nothing is written anywhere
+    Console(io.StringIO(), io.StringIO(), {}).step_summary(checks_markdown(results))

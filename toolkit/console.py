@@ -194,10 +194,14 @@ class Console:
         self.write(progress.summary_text(results))
         if report is not None:
             write_atomic(report, progress.report_json(results, interrupted=interrupted))
+        self.step_summary(progress.summary_markdown(results, title))
+
+    def step_summary(self, markdown: str) -> None:
+        """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` when it is set (GitHub Actions)."""
         step_summary = self.env.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:
-                _append(step_summary, progress.summary_markdown(results, title) + "\n")
+                _append(step_summary, markdown + "\n")
             except OSError as exc:
                 raise OutputError(
                     f"{step_summary} ($GITHUB_STEP_SUMMARY): cannot append the summary: "

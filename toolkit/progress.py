@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from toolkit.results import BuildResult, Outcome
+from toolkit.results import BuildResult, CheckResult, Outcome, VerifyResult
 
 
 def choose_style(*, isatty: bool, env: dict[str, str]) -> str:
@@ -332,6 +332,41 @@ def summary_markdown(results: Sequence[BuildResult], title: str = "toolkit build
         lines += ["", "```", *(result.message or "").splitlines(), *result.tail, "```", ""]
         lines.append("</details>")
         lines.append("")
+    return "\n".join(lines)
+
+
+def checks_markdown(results: Sequence[VerifyResult], title: str = "toolkit verify") -> str:
+    """The step summary of a verify run: a row per check, then the targets whose checks could
+    not run, and the output of each failed check folded under its row."""
+    lines = [
+        f"### {title}",
+        "",
+        "| id | check | result | duration | note |",
+        "|---|---|---|---|---|",
+    ]
+    failed: list[tuple[str, CheckResult]] = []
+    for result in results:
+        for check in result.checks:
+            verdict = "pass" if check.passed else "FAIL :x:"
+            note = (check.message or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(
+                f"| {result.build_id} | {check.name} | {verdict} | {check.duration:.1f}s | {note} |"
+            )
+            if not check.passed:
+                failed.append((result.build_id, check))
+    total = sum(len(r.checks) for r in results)
+    lines += [
+        "",
+        f"{total} check(s) on {sum(1 for r in results if r.error is None)} image(s): "
+        f"{len(failed)} failed",
+        "",
+    ]
+    for result in results:
+        if result.error is not None:
+            lines.append(f"- {result.build_id}: not checked: {result.error} :x:")
+    for build_id, check in failed:
+        lines.append(f"<details><summary>{build_id}: {check.name}</summary>")
+        lines += ["", "```", *check.output.splitlines()[-40:], "```", "", "</details>", ""]
     return "\n".join(lines)
 
 

@@ -151,9 +151,14 @@ def test_build_verify_report_and_a_noop_rerun(
         "junit.xml",
         "--json",
         cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary_md)},
         timeout=120,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    verify_md = summary_md.read_text()[len(markdown) :]  # appended after the build's
+    assert verify_md.startswith("### toolkit verify\n")
+    assert verify_md.count(" | pass | ") == 18
+    assert "18 check(s) on 3 image(s): 0 failed" in verify_md
     document = json.loads(checked.stdout)
     assert document["ok"] is True
     assert sorted(document["results"]) == sorted(b.id for b in builds)

@@ -41,6 +41,7 @@ def command(
 ) -> object:
     from toolkit.clients import ClientPool
     from toolkit.files import write_atomic
+    from toolkit.progress import checks_markdown
     from toolkit.verify import VerifyRequest, junit_xml, run_verify
 
     request = VerifyRequest(
@@ -77,4 +78,5 @@ def command(
     for r in run.results:
         if r.error is not None:
             console.error(f"{r.build_id}: {r.error}")
+    console.step_summary(checks_markdown(run.results))
     return run
