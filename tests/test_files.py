@@ -112,7 +112,7 @@ def _read_in_thread(path: Path) -> tuple[bool, BaseException | str | None]:
 @pytest.mark.parametrize(
     ("kind", "why"),
     [
-        ("fifo", "not a regular file: it is a FIFO"),
+        ("fifo", "not a regular file: it is a FIFO (named pipe)"),
         ("device", "not a regular file: it is a character device"),
         ("directory", "not a regular file: it is a directory"),
         ("not-utf8", "not UTF-8 (byte 3)"),

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import OutputError
+from toolkit.paths import kind_of
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 """No input of the toolkit is near this; a larger file is refused rather than read into memory."""
@@ -51,17 +52,6 @@ class UnreadableFile(Exception):
         self.path = path
         self.why = why
         self.missing = missing
-
-
-def _kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def read_bytes(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -81,7 +71,7 @@ def read_bytes(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile(path, f"not a regular file: it is {_kind(info.st_mode)}")
+            raise UnreadableFile(path, f"not a regular file: it is {kind_of(info.st_mode)}")
         chunks: list[bytes] = []
         size = 0
         while chunk := os.read(fd, 1 << 16):

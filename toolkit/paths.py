@@ -20,7 +20,8 @@ _KINDS = (
 )
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file of ``mode`` is, in words ("a directory", "a FIFO (named pipe)", ...)."""
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -46,7 +47,7 @@ def file_problem(path: Path) -> str | None:
     if isinstance(found, str):
         return found
     if not stat.S_ISREG(found.st_mode):
-        return f"is {_kind(found.st_mode)}, not a file"
+        return f"is {kind_of(found.st_mode)}, not a file"
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     return None
@@ -70,7 +71,7 @@ def directory_problem(path: Path) -> str | None:
             return f"cannot be created: {parent} is a file, not a directory"
         return None
     if not stat.S_ISDIR(found.st_mode):
-        kind = "a file" if stat.S_ISREG(found.st_mode) else _kind(found.st_mode)
+        kind = "a file" if stat.S_ISREG(found.st_mode) else kind_of(found.st_mode)
         return f"is {kind}, not a directory"
     if not os.access(path, os.W_OK | os.X_OK):
         return "is not writable (permission denied)"
