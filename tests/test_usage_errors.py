@@ -31,7 +31,8 @@ def build(workspace: Path, *args: str, env: dict[str, str] | None = None) -> Res
 
 @pytest.mark.parametrize(
     "repo", ["", "Python", "python:3.8", "python@sha256:" + "a" * 64, " python", "py thon",
-             "https://registry.example/python", "registry.example/-python", "a//b", "python/"],
+             "https://registry.example/python", "registry.example/-python", "a//b", "python/",
+             "Team/python"],
 )  # fmt: skip
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_a_bad_repo_is_a_usage_error_before_any_target(

@@ -14,12 +14,15 @@ import re
 
 from toolkit.errors import ConfigError
 
-# distribution/reference/regexp.go
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
-_NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+# The one copy of Docker's grammar (distribution/reference/regexp.go); references.py uses it too.
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+HOST = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?"
+)
+REPOSITORY_PATH = re.compile(rf"{PATH_COMPONENT}(?:/{PATH_COMPONENT})*")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_NAME = re.compile(rf"(?:{HOST.pattern}/)?{REPOSITORY_PATH.pattern}")
 MAX_NAME = 255
 
 
@@ -40,7 +43,11 @@ def check_repository(name: str, *, where: str = "--repo") -> str:
         )
     if len(name) > MAX_NAME:
         raise ConfigError(f"{where}: the repository name is longer than {MAX_NAME} characters")
-    if not _NAME.fullmatch(name):
+    first, slash, _rest = name.partition("/")
+    named_host = bool(slash) and ("." in first or ":" in first or first == "localhost")
+    # Docker takes the first part for a registry host only when it has a . or a : or is
+    # localhost; anything else is a path component, lowercase like the others ("Team/python").
+    if not (_NAME.fullmatch(name) and (named_host or REPOSITORY_PATH.fullmatch(name))):
         raise ConfigError(
             f"{where} {shown} is not a repository name",
             hint="lowercase letters, digits and separators (. _ __ -) in /-separated parts, "
@@ -51,7 +58,7 @@ def check_repository(name: str, *, where: str = "--repo") -> str:
 
 def check_tag(tag: str, *, where: str) -> str:
     """``tag`` if Docker accepts it as a tag, else a ConfigError."""
-    if not _TAG.fullmatch(tag):
+    if not TAG.fullmatch(tag):
         raise ConfigError(
             f"{where}: {tag!r} is not a valid tag",
             hint="letters, digits, _ . - (128 at most), not starting with . or -",

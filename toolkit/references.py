@@ -13,17 +13,13 @@ from urllib.parse import urlsplit
 from toolkit.credentials import DOCKER_HUB
 from toolkit.errors import ConfigError
 from toolkit.hosts import is_loopback
+from toolkit.imagenames import HOST as _HOST
+from toolkit.imagenames import REPOSITORY_PATH as _REPOSITORY
+from toolkit.imagenames import TAG as _TAG
 
 DOCKER_HUB_API = "registry-1.docker.io"
 
-# Grammar of the distribution reference (distribution/reference/regexp.go).
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
-)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
