@@ -95,6 +95,19 @@ def test_hash_changes_with_every_input(tmp_path: Path, change: str) -> None:
     assert content_hash(ctx, settings) != before
 
 
+def test_a_fifo_in_the_context_does_not_hang_the_hash(tmp_path: Path) -> None:
+    """Only regular files and links are hashed: a FIFO nobody writes to would block a read."""
+    ctx = _context(tmp_path, {"Dockerfile": "FROM x\n"})
+    before = content_hash(ctx, SETTINGS)
+    os.mkfifo(ctx / "pipe")
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(content_hash(ctx, SETTINGS)), daemon=True)
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), "hashing a context with a FIFO hung"
+    assert found == [before]
+
+
 def test_hash_of_missing_context_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="build context not found"):
         content_hash(tmp_path / "nope", SETTINGS)
