@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from toolkit.redact import redact_text
-
 
 class ToolkitError(Exception):
     """Base class. ``exit_code`` is what the process exits with."""
@@ -20,6 +18,9 @@ class ToolkitError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # imported here: only a run that fails pays for the redaction patterns (a render does not)
+        from toolkit.redact import redact_text
+
         self.message = redact_text(message)
         self.hint = redact_text(hint) if hint is not None else None
         super().__init__(self.one_line())
@@ -168,6 +169,8 @@ def describe_exception(exc: BaseException) -> str:
     ("Connection refused"), or the engine's own explanation.
     """
     import ssl
+
+    from toolkit.redact import redact_text
 
     deepest_os: str | None = None
     innermost = exc

@@ -227,7 +227,7 @@ def _template_location(exc: BaseException) -> str | None:
 
 
 def dockerfile_path(out: Path, build: Build) -> Path:
-    return out / build.directory / DOCKERFILE
+    return out / f"{build.directory}/{DOCKERFILE}"
 
 
 def _existing(out: Path) -> list[Path]:
@@ -320,8 +320,9 @@ def plan_render(
     """
     states: list[FileState] = []
     check_tree(out, [f"{b.directory}/{DOCKERFILE}" for b in selected])
+    wanted = {b.id: dockerfile_path(out, b) for b in every}
     for build in selected:
-        path = dockerfile_path(out, build)
+        path = wanted.get(build.id) or dockerfile_path(out, build)
         new = render_dockerfile(env, build)
         old = _read(path)
         if old is None:
@@ -331,9 +332,9 @@ def plan_render(
         else:
             change = Change.CHANGED
         states.append(FileState(path=path, change=change, old=old, new=new))
-    wanted = {dockerfile_path(out, b) for b in every}
+    kept = set(wanted.values())
     for path in _existing(out):
-        if path in wanted:
+        if path in kept:
             continue
         if selectors and not matches(_stale_id(out, path), selectors):
             continue
