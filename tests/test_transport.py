@@ -266,3 +266,51 @@ def test_the_raw_answer_keeps_its_type_so_ntlm_can_bind_to_the_channel(
             assert got.content == b"bound"  # and the body still reads under the deadline
     der = ssl.PEM_cert_to_DER_cert(certificates.cert.read_text())
     assert digest == hashlib.sha256(der).digest()
+
+
+# --- and so does the Docker Engine client over tcp:// -------------------------------------------
+
+ENGINE_BODY_TRICKLE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+    b'{"ApiVersion": "1.41", "Pad": "'
+)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tls"),
+    [(HEADERS_THEN_TRICKLE, False), (HEADERS_THEN_TRICKLE, True), (ENGINE_BODY_TRICKLE, False)],
+    ids=["headers", "headers-over-tls", "body"],
+)
+def test_a_trickling_engine_cannot_hold_the_docker_client(
+    certificates: Certificates, prefix: bytes, tls: bool
+) -> None:
+    """Before: each byte came within the read timeout, so connecting (the API version check)
+    waited as long as the engine trickled."""
+    from toolkit.clients import connect
+    from toolkit.errors import HostError
+    from toolkit.hosts import HostSpec, TLSFiles
+
+    files = TLSFiles(ca=certificates.ca, cert=certificates.cert, key=certificates.key)
+    with trickling(prefix, interval=0.2, tls=certificates if tls else None) as server:
+        spec = HostSpec(
+            url=f"tcp://127.0.0.1:{server.port}",
+            tls=files if tls else None,
+            release="1809",
+            source="test",
+        )
+        start = time.monotonic()
+        with pytest.raises(HostError) as info:
+            connect(spec, {}, timeout=1.0)
+        took = time.monotonic() - start
+    assert "did not arrive within 2s" in str(info.value), str(info.value)
+    assert server.connections >= 1
+    assert took < 8, f"the client was held {took:.1f}s"
+
+
+def test_the_engine_adapter_bounds_ordinary_answers_but_not_streams() -> None:
+    from toolkit.transport import EngineDeadlineAdapter
+
+    adapter = EngineDeadlineAdapter()
+    assert adapter.bounds(False, 60) == (120.0, 120.0)  # /info, /images/json, /wait
+    assert adapter.bounds(True, 3600) == (7200.0, None)  # a build or push stream
+    assert adapter.bounds(False, None) == (None, adapter.total)

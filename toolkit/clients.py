@@ -30,32 +30,56 @@ if TYPE_CHECKING:
 SSH_EXTRA = "install it: pip install 'windows-python-images-toolkit[ssh]', or pip install paramiko"
 
 
-def _pinned_ca_client(**kwargs: Any) -> Any:
-    """A DockerClient whose TLS verification cannot be redirected by the environment.
+def _deadline_client(*, pin_ca: bool, **kwargs: Any) -> Any:
+    """A ``docker.DockerClient`` whose requests over tcp:// end by their deadlines.
 
-    requests' ``Session.merge_environment_settings`` replaces the per-request ``verify`` with
+    requests bounds each socket read, never a whole answer: an engine (or something pretending
+    to be one) that sends a header byte now and then would hold the run for ever. The http://
+    and https:// adapters are replaced by :class:`toolkit.transport.EngineDeadlineAdapter`
+    before the client's first request (the API version check), so every answer's headers come
+    within twice the client's timeout, and an ordinary answer's body too; a streamed build or
+    push is ended by its own deadline. unix:// and npipe:// (a local engine) keep docker-py's
+    adapters.
+
+    With ``pin_ca``, TLS verification cannot be redirected by the environment: requests'
+    ``Session.merge_environment_settings`` replaces the per-request ``verify`` with
     REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE when they are set, and the per-request value beats the
-    session's, so docker-py's ``TLSConfig(ca_cert=...)`` is silently ignored
-    (docker/docker-py#2433). This client puts the session's CA back on every request; proxies
+    session's, so docker-py's ``TLSConfig(ca_cert=...)`` would be silently ignored
+    (docker/docker-py#2433). The client puts the session's CA back on every request; proxies
     from the environment still apply.
     """
     import docker
+    import requests.adapters
 
-    class PinnedCAAPIClient(docker.APIClient):  # type: ignore[misc]
+    from toolkit.transport import EngineDeadlineAdapter
+
+    class DeadlineAPIClient(docker.APIClient):  # type: ignore[misc]
+        def _retrieve_server_version(self) -> Any:
+            self._under_deadlines()  # the adapters are mounted by now; this is the first request
+            return super()._retrieve_server_version()
+
+        def _under_deadlines(self) -> None:
+            for prefix in ("http://", "https://"):
+                adapter = self.adapters.get(prefix)
+                if type(adapter) is requests.adapters.HTTPAdapter:  # docker-py's tcp:// one
+                    self.mount(prefix, EngineDeadlineAdapter(max_retries=adapter.max_retries))
+
         def merge_environment_settings(
             self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
         ) -> dict[str, Any]:
             settings: dict[str, Any] = super().merge_environment_settings(
                 url, proxies, stream, verify, cert
             )
-            settings["verify"] = self.verify
+            if pin_ca:
+                settings["verify"] = self.verify
             return settings
 
-    class PinnedCADockerClient(docker.DockerClient):  # type: ignore[misc]
+    class DeadlineDockerClient(docker.DockerClient):  # type: ignore[misc]
         def __init__(self, **kw: Any) -> None:
-            self.api = PinnedCAAPIClient(**kw)
+            self.api = DeadlineAPIClient(**kw)
+            self.api._under_deadlines()  # also when no version check ran
 
-    return PinnedCADockerClient(**kwargs)
+    return DeadlineDockerClient(**kwargs)
 
 
 def _endpoint(spec: HostSpec) -> tuple[str, Any]:
@@ -115,10 +139,11 @@ def connect(spec: HostSpec, env: Mapping[str, str], *, timeout: float = DEFAULT_
         check_ssh_support(spec, env)
     try:
         if tls_config is not None:
-            return _pinned_ca_client(
-                base_url=base_url, tls=tls_config, version="auto", timeout=timeout
+            return _deadline_client(
+                pin_ca=True, base_url=base_url, tls=tls_config, version="auto", timeout=timeout
             )
-        return docker.DockerClient(
+        return _deadline_client(
+            pin_ca=False,
             base_url=base_url,
             version="auto",
             timeout=timeout,

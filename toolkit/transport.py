@@ -402,11 +402,16 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
             manager.pool_classes_by_scheme = dict(_POOLS)
         return manager
 
+    def bounds(self, stream: bool, timeout: Any) -> tuple[float | None, float | None]:
+        """(headers, total) of one request; a total of None leaves the body unbounded."""
+        return _seconds(timeout), self.total
+
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
         **kwargs: Any,
     ) -> requests.Response:  # fmt: skip
-        deadline = Deadline(str(request.url), _seconds(timeout), self.total)
+        headers, total = self.bounds(stream, timeout)
+        deadline = Deadline(str(request.url), headers, total if total is not None else self.total)
         deadline.start()
         _current.deadline = deadline
         response: requests.Response | None = None
@@ -428,9 +433,28 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
             if response is not None:
                 response.close()
             raise deadline.error()
+        if total is None:  # only the headers were bounded: the body takes what it takes
+            deadline.cancel()
+            return response
         deadline.body()
         response.raw = _under_deadline(response.raw, deadline)
         return response
+
+
+class EngineDeadlineAdapter(DeadlineAdapter):
+    """The deadlines for a Docker Engine API client (``toolkit.clients``) over tcp://.
+
+    Every answer's headers are bounded as for any request. The body of an ordinary answer
+    (``/info``, ``/images/json``, ``/containers/.../wait``) is bounded by twice the request's
+    timeout; a streamed one (a build, push or pull) is not: it lasts as long as the work, and
+    the build's own ``--timeout`` (or a cancel) ends it.
+    """
+
+    def bounds(self, stream: bool, timeout: Any) -> tuple[float | None, float | None]:
+        headers = _seconds(timeout)
+        if stream:
+            return headers, None
+        return headers, headers if headers is not None else self.total
 
 
 def is_loopback_host(host: str | None) -> bool:
