@@ -43,6 +43,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,6 +210,15 @@ def engine_factory(
     yield make
     for engine in made:
         eng.stop_engine(engine, _netns)
+
+
+@pytest.fixture(scope="module")
+def clients(engines: dict[str, eng.Engine]) -> Iterator[dict[str, Any]]:
+    """One docker client per engine (over its unix socket), closed after the module."""
+    made = {release: e.client() for release, e in engines.items()}
+    yield made
+    for client in made.values():
+        client.close()
 
 
 @pytest.fixture(scope="session")

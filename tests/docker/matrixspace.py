@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO
+from tests.docker import engines as eng
 from toolkit.matrix import Build, build_matrix
 from toolkit.render import apply_render, plan_render, template_environment
 from toolkit.versions import load_versions
@@ -45,6 +46,17 @@ def render_workspace(root: Path, lines: dict[str, tuple[str, str]]) -> list[Buil
     builds = build_matrix(load_versions(versions))
     env = template_environment(root / "templates")
     apply_render(root / "dockerfiles", plan_render(env, root / "dockerfiles", builds, builds))
+    return builds
+
+
+def workspace_with_hosts(
+    root: Path, engines: dict[str, eng.Engine], version: str, pip: str
+) -> list[Build]:
+    """:func:`render_workspace` for one line, and a hosts.toml naming each engine's socket."""
+    builds = render_workspace(root, {line_of(version): (version, pip)})
+    (root / "hosts.toml").write_text(
+        "".join(f'[hosts.{r}]\nurl = "{e.url}"\n' for r, e in engines.items())
+    )
     return builds
 
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ def _hosts_toml(root: Path, engines: dict[str, eng.Engine], **override: str) -> 
     path = root / "hosts.toml"
     path.write_text("\n".join(parts))
     return path
-
-
-@pytest.fixture(scope="module")
-def clients(engines: dict[str, eng.Engine]) -> Iterator[dict[str, Any]]:
-    made = {release: e.client() for release, e in engines.items()}
-    yield made
-    for client in made.values():
-        client.close()
 
 
 def _assert_clean(clients: dict[str, Any]) -> None:

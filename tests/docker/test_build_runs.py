@@ -11,11 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import REPO, run_toolkit
 from tests.docker import engines as eng
@@ -23,26 +20,14 @@ from tests.docker.matrixspace import (
     containers,
     image_ids,
     insert_in_template,
-    line_of,
-    render_workspace,
+    workspace_with_hosts,
 )
 from toolkit.driver import HASH_LABEL, REPO_LABEL, TARGET_LABEL
 from toolkit.matrix import Build
 
 
-@pytest.fixture(scope="module")
-def clients(engines: dict[str, eng.Engine]) -> Iterator[dict[str, Any]]:
-    made = {release: e.client() for release, e in engines.items()}
-    yield made
-    for client in made.values():
-        client.close()
-
-
 def _workspace(root: Path, engines: dict[str, eng.Engine], version: str, pip: str) -> list[Build]:
-    builds = render_workspace(root, {line_of(version): (version, pip)})
-    (root / "hosts.toml").write_text(
-        "".join(f'[hosts.{r}]\nurl = "{e.url}"\n' for r, e in engines.items())
-    )
+    builds = workspace_with_hosts(root, engines, version, pip)
     # Every layer after this one is new to the engines: nothing comes from another test's cache.
     insert_in_template(root, f"ENV TOOLKIT_TEST_NONCE {uuid.uuid4().hex}")
     return builds

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,9 @@ from tests.docker.matrixspace import (
     containers,
     image_ids,
     insert_in_template,
-    line_of,
-    render_workspace,
     rerender,
+    workspace_with_hosts,
 )
-from toolkit.matrix import Build
 from toolkit.verify import CHECK_LABEL
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -46,22 +44,6 @@ HANGING_PYTHON = (
     "&& chmod +x /slow/python\n"
     f"ENV PATH /slow:{eng.STANDIN_PATH}"
 )
-
-
-@pytest.fixture(scope="module")
-def clients(engines: dict[str, eng.Engine]) -> Iterator[dict[str, Any]]:
-    made = {release: e.client() for release, e in engines.items()}
-    yield made
-    for client in made.values():
-        client.close()
-
-
-def _workspace(root: Path, engines: dict[str, eng.Engine], version: str, pip: str) -> list[Build]:
-    builds = render_workspace(root, {line_of(version): (version, pip)})
-    (root / "hosts.toml").write_text(
-        "".join(f'[hosts.{r}]\nurl = "{e.url}"\n' for r, e in engines.items())
-    )
-    return builds
 
 
 def _nonce(root: Path) -> str:
@@ -176,7 +158,7 @@ def test_a_signal_mid_build_cleans_up_and_reports(
 ) -> None:
     """Items 3, 4 and 5: SIGINT/SIGTERM to `toolkit build` while three engines build. The
     slowest target is watched; the other two are wherever their engines are at that moment."""
-    builds = _workspace(tmp_path, engines, standin_python_version, standin_pip_version)
+    builds = workspace_with_hosts(tmp_path, engines, standin_python_version, standin_pip_version)
     insert_in_template(tmp_path, f"RUN Write-Host {eng.SLEEP_MARKER}120")
     _nonce(tmp_path)
     before = _snapshot(clients)
@@ -221,7 +203,7 @@ def test_a_signal_during_toolkit_verify_removes_the_check_containers(
 ) -> None:
     """Items 4 and 5: `toolkit verify` whose first check never ends (300 s timeout by
     default): the signal cuts it, its container is removed, the run says so at once."""
-    builds = _workspace(tmp_path, engines, standin_python_version, standin_pip_version)
+    builds = workspace_with_hosts(tmp_path, engines, standin_python_version, standin_pip_version)
     insert_in_template(tmp_path, HANGING_PYTHON)
     _nonce(tmp_path)
     built = _start(tmp_path, "build", "--no-verify", "--report", "build.json")
@@ -255,7 +237,7 @@ def test_a_signal_during_the_checks_of_a_build_discards_the_unverified_image(
 ) -> None:
     """Item 4: the check container no longer keeps the half-verified image alive; the image
     is untagged and removed with every layer of it, as promised for unverified images."""
-    builds = _workspace(tmp_path, engines, standin_python_version, standin_pip_version)
+    builds = workspace_with_hosts(tmp_path, engines, standin_python_version, standin_pip_version)
     insert_in_template(tmp_path, HANGING_PYTHON)
     _nonce(tmp_path)
     before = _snapshot(clients)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import REPO, run_toolkit
 from tests.docker import engines as eng
@@ -33,14 +30,6 @@ TODAY = (
 )
 # Which engine stands for which Windows release in these tests.
 HOSTS = {"ltsc2025": "1809", "ltsc2022": "1803", "1809": "ltsc2016"}
-
-
-@pytest.fixture(scope="module")
-def clients(engines: dict[str, eng.Engine]) -> Iterator[dict[str, Any]]:
-    made = {name: e.client() for name, e in engines.items()}
-    yield made
-    for client in made.values():
-        client.close()
 
 
 def _workspace(root: Path, engines: dict[str, eng.Engine], line: dict[str, Any]) -> str:
