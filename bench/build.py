@@ -68,16 +68,6 @@ def run_builds(
     return run_targets(jobs, BuildWork(settings, observer, None, jobs))
 
 
-def docker_cli() -> str:
-    for candidate in ("/usr/local/bin/docker", "/usr/bin/docker"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("docker")
-    if found is None:
-        sys.exit("bench: the docker CLI is not installed")
-    return found
-
-
 def render_matrix(root: Path, lines: dict[str, Sequence[str]]) -> list[Build]:
     """versions.json with ``{line: releases}`` (version X.Y.0), rendered under ``root``."""
     data = {
@@ -145,7 +135,7 @@ def bench_overhead(
     """``contexts * rounds`` pairs, one build each: the toolkit building one context, the CLI
     building another, the order alternating pair by pair so that a slower moment of the engine
     weighs on both alike. Per round, the sums of its pairs are reported."""
-    docker = docker_cli()
+    docker = eng.docker_cli()
     env = {**os.environ, "DOCKER_HOST": engine.url, "DOCKER_BUILDKIT": "0"}
     template = render_matrix(work / "template", {"3.11": ["1809"]})[0]
     labels = {

@@ -37,6 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.docker import engines as eng  # noqa: E402
 from tests.docker.registries import put_windows_image  # noqa: E402
 from toolkit.matrix import Build, build_matrix  # noqa: E402
 from toolkit.publish import UNCHANGED, plan_shared_tags, publish_lists  # noqa: E402
@@ -120,16 +121,6 @@ def toolkit_manifest(address: str, repository: str, versions: Path) -> tuple[flo
     return elapsed, json.loads(done.stdout)
 
 
-def docker_cli() -> str:
-    for candidate in ("/usr/local/bin/docker", "/usr/bin/docker"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("docker")
-    if found is None:
-        sys.exit("bench: the docker CLI is not installed")
-    return found
-
-
 def cli_manifest(
     docker: str, address: str, repository: str, builds: list[Build], config: Path
 ) -> float:
@@ -172,7 +163,7 @@ def main() -> int:
         sys.exit(
             "bench: docker-registry is not installed (Debian: apt-get install docker-registry)"
         )
-    docker = docker_cli()
+    docker = eng.docker_cli()
     base = Path(tempfile.mkdtemp(prefix="tkp-", dir="/tmp"))
     process, address = start_registry(base)
     try:

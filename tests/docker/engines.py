@@ -139,6 +139,17 @@ class Engine:
 # --- preconditions ---------------------------------------------------------------------------
 
 
+def docker_cli() -> str:
+    """The docker CLI the benches compare with (Debian's docker.io installs /usr/bin/docker)."""
+    for candidate in ("/usr/local/bin/docker", "/usr/bin/docker"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("docker")
+    if found is None:
+        sys.exit("bench: the docker CLI is not installed")
+    return found
+
+
 def skip_reason() -> str | None:
     """Why the engine tests cannot run here, or None. Only root and dockerd are required."""
     if sys.platform != "linux" or os.geteuid() != 0:
