@@ -415,44 +415,69 @@ class RegistryClient:
         reference: str | None,
     ) -> requests.Response:
         """One request with retries of transport errors and 5xx answers (never 4xx)."""
-        last = ""
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
-            merged = {**(headers or {}), **self._headers(scope)}
-            self._count()
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=merged,
-                    data=data,
-                    stream=stream,
-                    verify=self._verify,
-                    timeout=self._retry.timeout,
-                    allow_redirects=True,
-                )
-            except requests.exceptions.SSLError as exc:
-                raise self._error(
-                    repository,
-                    reference,
-                    describe_exception(exc),
-                    hint="check the registry's certificate, or pass its CA with --registry-ca",
-                ) from None
-            except InsecureRedirect as exc:  # never followed, never retried
-                raise self._error(repository, reference, str(exc)) from None
-            except requests.RequestException as exc:
-                last = describe_exception(exc)
-                continue
-            if response.status_code < 500:
-                return response
-            last = f"{response.status_code} {response.reason}{self._registry_says(response)}"
-            response.close()
+
+        def send() -> requests.Response:
+            return self._session.request(
+                method,
+                url,
+                headers={**(headers or {}), **self._headers(scope)},
+                data=data,
+                stream=stream,
+                verify=self._verify,
+                timeout=self._retry.timeout,
+                allow_redirects=True,
+            )
+
+        response, last = self._retrying(
+            send,
+            repository,
+            reference,
+            ssl_hint="check the registry's certificate, or pass its CA with --registry-ca",
+        )
+        if response is not None:
+            return response
         raise RegistryUnavailableError(
             f"{self._where(repository, reference)}: "
             f"{method} failed after {self._retry.attempts} attempts: {last}",
             hint="the registry is down or overloaded; run the command again later",
         )
+
+    def _retrying(
+        self,
+        send: Callable[[], requests.Response],
+        repository: str | None,
+        reference: str | None,
+        *,
+        what: str = "",
+        ssl_hint: str | None = None,
+        registry_says: bool = True,
+    ) -> tuple[requests.Response | None, str]:
+        """``send()`` up to ``attempts`` times, the delays doubling, while it fails in transport
+        or answers 5xx: the first other answer, or None and what the last try got. TLS failures
+        and insecure redirects end at once (a RegistryError, ``what`` before its text)."""
+        last = ""
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            self._count()
+            try:
+                response = send()
+            except requests.exceptions.SSLError as exc:
+                raise self._error(
+                    repository, reference, f"{what}{describe_exception(exc)}", hint=ssl_hint
+                ) from None
+            except InsecureRedirect as exc:  # never followed, never retried
+                raise self._error(repository, reference, f"{what}{exc}") from None
+            except requests.RequestException as exc:
+                last = describe_exception(exc)
+                continue
+            if response.status_code < 500:
+                return response, ""
+            last = f"{response.status_code} {response.reason}"
+            if registry_says:
+                last += self._registry_says(response)
+            response.close()
+        return None, last
 
     def _registry_says(self, response: requests.Response) -> str:
         """`` (MANIFEST_UNKNOWN: manifest unknown)`` from the registry's error body, if any."""
@@ -533,54 +558,42 @@ class RegistryClient:
             if form is not None
             else f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         )
-        last = ""
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
-            self._count()
-            try:
-                answer = self._session.request(
-                    "POST" if form is not None else "GET",
-                    url,
-                    headers=headers,
-                    data=form,
-                    verify=self._verify,
-                    timeout=self._retry.timeout,
-                )
-            except requests.exceptions.SSLError as exc:
-                raise self._error(
-                    repository, reference, f"token service: {describe_exception(exc)}"
-                ) from None
-            except InsecureRedirect as exc:
-                raise self._error(repository, reference, f"token service: {exc}") from None
-            except requests.RequestException as exc:
-                last = describe_exception(exc)
-                continue
-            if answer.status_code >= 500:
-                last = f"{answer.status_code} {answer.reason}"
-                answer.close()
-                continue
-            if answer.status_code in (401, 403):
-                raise self._error(
-                    repository,
-                    reference,
-                    f"the token service refused the credentials ({answer.status_code})",
-                    hint=f"run docker login {self.registry}",
-                )
-            try:
-                document = answer.json()
-                token = document.get("token") or document.get("access_token")
-            except (ValueError, AttributeError):
-                token = None
-            if answer.status_code != 200 or not isinstance(token, str) or not token:
-                raise self._error(
-                    repository,
-                    reference,
-                    f"the token service answered {answer.status_code} without a token",
-                )
-            return token
-        raise self._error(
+        answer, last = self._retrying(
+            lambda: self._session.request(
+                "POST" if form is not None else "GET",
+                url,
+                headers=headers,
+                data=form,
+                verify=self._verify,
+                timeout=self._retry.timeout,
+            ),
             repository,
             reference,
-            f"token service failed after {self._retry.attempts} attempts: {last}",
+            what="token service: ",
+            registry_says=False,
         )
+        if answer is None:
+            raise self._error(
+                repository,
+                reference,
+                f"token service failed after {self._retry.attempts} attempts: {last}",
+            )
+        if answer.status_code in (401, 403):
+            raise self._error(
+                repository,
+                reference,
+                f"the token service refused the credentials ({answer.status_code})",
+                hint=f"run docker login {self.registry}",
+            )
+        try:
+            document = answer.json()
+            token = document.get("token") or document.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if answer.status_code != 200 or not isinstance(token, str) or not token:
+            raise self._error(
+                repository,
+                reference,
+                f"the token service answered {answer.status_code} without a token",
+            )
+        return token
