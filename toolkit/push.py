@@ -37,12 +37,6 @@ from toolkit.render import require_rendered
 from toolkit.results import BuildObserver, BuildResult, Outcome
 from toolkit.runner import run_planned
 
-PUSHED = "pushed"
-UNCHANGED = "unchanged"
-FAILED = "failed"
-NOT_BUILT = "not-built"
-CANCELLED = "cancelled"
-OUTCOMES = (PUSHED, UNCHANGED, FAILED, NOT_BUILT, CANCELLED)
 FOREIGN_SKIPPED = "Skipped foreign layer"
 
 
@@ -50,7 +44,7 @@ FOREIGN_SKIPPED = "Skipped foreign layer"
 class PushResult:
     build_id: str
     host: str
-    outcome: str
+    outcome: Outcome
     tags: tuple[str, ...] = ()
     digest: str | None = None
     duration: float = 0.0
@@ -60,13 +54,13 @@ class PushResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (PUSHED, UNCHANGED)
+        return self.outcome.ok
 
     def record(self) -> dict[str, Any]:
         return {
             "id": self.build_id,
             "host": self.host,
-            "result": self.outcome,
+            "result": self.outcome.value,
             "tags": list(self.tags),
             "digest": self.digest,
             "duration": round(self.duration, 3),
@@ -151,7 +145,7 @@ def push_build(
     started = clock()
     target = f"{destination.registry}/{destination.repository}"
 
-    def result(outcome: str, message: str = "", **kw: Any) -> PushResult:
+    def result(outcome: Outcome, message: str = "", **kw: Any) -> PushResult:
         return PushResult(
             build_id=build.id,
             host=host,
@@ -166,26 +160,26 @@ def push_build(
         attrs = docker.api.inspect_image(source)
     except ImageNotFound:
         return result(
-            NOT_BUILT, f"{source} is not on {host}; run toolkit build for {build.id} first"
+            Outcome.NOT_BUILT, f"{source} is not on {host}; run toolkit build for {build.id} first"
         )
     except (APIError, DockerException, OSError) as exc:
-        return result(FAILED, f"{host}: {describe_exception(exc)}")
+        return result(Outcome.FAILED, f"{host}: {describe_exception(exc)}")
     known = _repo_digest(attrs, destination)
     if known is not None:
         on_progress("checking the registry")
         try:
             current = {t: registry.manifest_digest(destination.repository, t) for t in build.tags}
         except RegistryError as exc:
-            return result(FAILED, exc.one_line())
+            return result(Outcome.FAILED, exc.one_line())
         if set(current.values()) == {known}:
-            return result(UNCHANGED, tags=build.tags, digest=known)
+            return result(Outcome.UNCHANGED, tags=build.tags, digest=known)
     auth = auth_config(credential, destination.registry)
     progress = _Progress()
     digests: dict[str, str] = {}
     try:
         for tag in build.tags:
             if stop.cancelled:
-                return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
+                return result(Outcome.CANCELLED, f"{build.id} on {host}: {stop.reason}")
             docker.api.tag(attrs["Id"], target, tag)
             progress = _Progress()
             _install_hook(docker.api)
@@ -203,33 +197,37 @@ def push_build(
                 if progress.error is not None:
                     break
             if stop.cancelled:
-                return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
+                return result(Outcome.CANCELLED, f"{build.id} on {host}: {stop.reason}")
             if progress.error is not None:
-                return result(FAILED, f"push of {target}:{tag} from {host}: {progress.error}")
+                return result(
+                    Outcome.FAILED, f"push of {target}:{tag} from {host}: {progress.error}"
+                )
             if progress.digest is None:
-                return result(FAILED, f"push of {target}:{tag} from {host} reported no digest")
+                return result(
+                    Outcome.FAILED, f"push of {target}:{tag} from {host} reported no digest"
+                )
             digests[tag] = progress.digest
     except (APIError, DockerException, OSError) as exc:
         if stop.cancelled:
-            return result(CANCELLED, f"{build.id} on {host}: {stop.reason}")
-        return result(FAILED, f"push of {target} from {host}: {describe_exception(exc)}")
+            return result(Outcome.CANCELLED, f"{build.id} on {host}: {stop.reason}")
+        return result(Outcome.FAILED, f"push of {target} from {host}: {describe_exception(exc)}")
     if len(set(digests.values())) != 1:
-        return result(FAILED, f"the tags of {build.id} were pushed as different digests")
+        return result(Outcome.FAILED, f"the tags of {build.id} were pushed as different digests")
     (digest,) = set(digests.values())
     on_progress("reading the tags back")
     for tag in build.tags:
         try:
             served = registry.manifest_digest(destination.repository, tag)
         except RegistryError as exc:
-            return result(FAILED, exc.one_line())
+            return result(Outcome.FAILED, exc.one_line())
         if served != digest:
             return result(
-                FAILED,
+                Outcome.FAILED,
                 f"registry {destination.registry}, repository {destination.repository}, tag "
                 f"{tag}: serves {served or 'nothing'} after the engine pushed {digest}",
             )
     return result(
-        PUSHED,
+        Outcome.PUSHED,
         tags=build.tags,
         digest=digest,
         layers=len(progress.layers),
@@ -300,18 +298,11 @@ class PushJob:
 
 def as_build_result(result: PushResult) -> BuildResult:
     """The shape the progress reporters and the summary table show."""
-    outcome = {
-        PUSHED: Outcome.PUSHED,
-        UNCHANGED: Outcome.UNCHANGED,
-        NOT_BUILT: Outcome.NOT_BUILT,
-        CANCELLED: Outcome.CANCELLED,
-        "not-run": Outcome.NOT_RUN,
-    }.get(result.outcome, Outcome.FAILED)
     return BuildResult(
         build_id=result.build_id,
         host=result.host,
         isolation=None,
-        outcome=outcome,
+        outcome=result.outcome,
         duration=result.duration,
         image_id=result.digest,
         tags=result.tags,
@@ -354,15 +345,17 @@ class PushWork:
         )
 
     def failed(self, job: PushJob, why: str) -> PushResult:
-        return PushResult(build_id=job.build.id, host=job.host, outcome=FAILED, message=why)
+        return PushResult(build_id=job.build.id, host=job.host, outcome=Outcome.FAILED, message=why)
 
     def not_run(self, job: PushJob, why: str, interrupted: bool) -> PushResult:
-        outcome = CANCELLED if interrupted else "not-run"
+        outcome = Outcome.CANCELLED if interrupted else Outcome.NOT_RUN
         return PushResult(build_id=job.build.id, host=job.host, outcome=outcome, message=why)
 
     def still_running(self, job: PushJob) -> PushResult:
         message = f"{job.build.id} on {job.host}: interrupted; still stopping at exit"
-        return PushResult(build_id=job.build.id, host=job.host, outcome=CANCELLED, message=message)
+        return PushResult(
+            build_id=job.build.id, host=job.host, outcome=Outcome.CANCELLED, message=message
+        )
 
     def ok(self, result: PushResult) -> bool:
         return result.ok
@@ -403,7 +396,7 @@ def run_push(
             lambda a, why: PushResult(
                 build_id=a.build_id,
                 host=a.host.name,
-                outcome=FAILED,
+                outcome=Outcome.FAILED,
                 message=f"{a.build_id}: {why.one_line()}",
             ),
             lambda r: r.build_id,

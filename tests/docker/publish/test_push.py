@@ -24,8 +24,9 @@ from tests.docker.matrixspace import GET_PIP_SHA256, GET_PIP_URL
 from toolkit.matrix import Build, build_matrix
 from toolkit.mediatypes import MANIFEST_LIST_V2
 from toolkit.publish import CREATED, plan_shared_tags, publish_lists
-from toolkit.push import NOT_BUILT, PUSHED, UNCHANGED, push_build
+from toolkit.push import push_build
 from toolkit.registry import RegistryClient, RetryPolicy, parse_repository
+from toolkit.results import Outcome
 from toolkit.versions import load_versions
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, timeout=30)
@@ -98,7 +99,9 @@ def test_engines_push_then_nothing_to_do_then_lists(
             )
             for b in builds
         ]  # fmt: skip
-        assert [r.outcome for r in results] == [PUSHED, PUSHED], [r.message for r in results]
+        assert [r.outcome for r in results] == [Outcome.PUSHED, Outcome.PUSHED], [
+            r.message for r in results
+        ]
         assert any("layers" in s for s in steps)
         for build, result in zip(builds, results, strict=True):
             assert result.tags == build.tags
@@ -118,7 +121,7 @@ def test_engines_push_then_nothing_to_do_then_lists(
             )
             for b in builds
         ]  # fmt: skip
-        assert [r.outcome for r in again] == [UNCHANGED, UNCHANGED]
+        assert [r.outcome for r in again] == [Outcome.UNCHANGED, Outcome.UNCHANGED]
         assert [r.digest for r in again] == [r.digest for r in results]
         # One HEAD per tag: 3.8-rc has 3 tags, 3.7 (newest final, major 3, latest) has 4.
         assert registry.requests_made - before == len(builds[0].tags) + len(builds[1].tags)
@@ -150,7 +153,7 @@ def test_push_of_an_image_never_built(
             local_repo="never-built/python", credential=None,
         )  # fmt: skip
         assert registry.requests_made == 0
-    assert result.outcome == NOT_BUILT
+    assert result.outcome == Outcome.NOT_BUILT
     assert result.message == (
         f"never-built/python:{build.tags[0]} is not on 1809; run toolkit build for {build.id} first"
     )
