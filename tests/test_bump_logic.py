@@ -27,13 +27,13 @@ from tests.bump_upstream import (
 from tests.conftest import REPO
 from toolkit.bump import apply_updates
 from toolkit.errors import ConfigError, OutputError, SourceError
+from toolkit.redact import redact_url as redact
 from toolkit.sources import (
     HttpClient,
     NetworkPolicy,
     SourceNotFound,
     Sources,
     pinned_get_pip_url,
-    redact,
 )
 from toolkit.upstream import (
     get_pip_paths,

@@ -27,8 +27,9 @@ from packaging.version import Version
 from toolkit.cancel import DaemonPool
 from toolkit.errors import ConfigError, OutputError, SourceError
 from toolkit.files import UnreadableFile, read_text, write_files
+from toolkit.redact import redact_url
 from toolkit.render import Change, FileState, changed_files, prune_empty, stale_files
-from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url, redact
+from toolkit.sources import Fetcher, SourceNotFound, Sources, pinned_get_pip_url
 from toolkit.suggest import did_you_mean
 from toolkit.upstream import (
     confirm_sha256,
@@ -193,7 +194,7 @@ class _Shared:
 
 def _listed_but_missing(url: str) -> SourceError:
     return SourceError(
-        f"{redact(url)}: HTTP 404 although the folder lists it",
+        f"{redact_url(url)}: HTTP 404 although the folder lists it",
         hint="the mirror may be syncing; try again later",
     )
 
@@ -215,7 +216,10 @@ def _installer_sha256(
     except SourceNotFound:
         raise _listed_but_missing(installer_url + ".sigstore") from None
     confirm_sha256(
-        sha, bundle, installer=redact(installer_url), source=redact(installer_url + ".sigstore")
+        sha,
+        bundle,
+        installer=redact_url(installer_url),
+        source=redact_url(installer_url + ".sigstore"),
     )
     return sha, True
 
@@ -243,7 +247,7 @@ def _resolve_line(
             kind = "pre-release or final" if line.rc else "final"
             hint = "" if line.rc else f"; try --add {line.major_minor}-rc"
             raise SourceError(
-                f"{redact(sources.ftp_index())}: no {kind} {line.major_minor} release with a Windows "
+                f"{redact_url(sources.ftp_index())}: no {kind} {line.major_minor} release with a Windows "
                 f"installer (python-<version>-amd64.exe)",
                 hint=f"wait for the installer{hint}",
             )
@@ -255,7 +259,7 @@ def _resolve_line(
     if choice.final_out is not None:
         if current is None:
             raise SourceError(
-                f"{redact(sources.ftp_index())}: {choice.final_out} is final",
+                f"{redact_url(sources.ftp_index())}: {choice.final_out} is final",
                 hint=f"add the line {line.major_minor} instead of {name}",
             )
         return _unchanged(current, notes)  # reported, not silently changed
@@ -283,7 +287,7 @@ def _resolve_line(
     new_sha: str | None = None
     if get_pip:
         new_pip = select_pip(
-            shared.pip_document, new_version, source=redact(sources.pip_json()), notes=notes
+            shared.pip_document, new_version, source=redact_url(sources.pip_json()), notes=notes
         )
         if old_pip is not None and Version(new_pip) < Version(old_pip):
             notes.append(
@@ -338,7 +342,7 @@ def _resolve_get_pip(shared: _Shared, line: LineName) -> tuple[str, str]:
     tried = []
     for path in get_pip_paths(line):
         url = shared.sources.get_pip_raw(shared.commit, path)
-        tried.append(redact(url))
+        tried.append(redact_url(url))
         sha = shared.sha256(url)
         if sha is not None:
             return pinned_get_pip_url(shared.commit, path), sha
@@ -407,7 +411,7 @@ def _resolve_all(
     needed = any(get_pip.values())  # PyPI and GitHub only when some line pins pip with get-pip
     pip = pool.submit(fetcher.get_json, sources.pip_json()) if needed else None
     commits = pool.submit(fetcher.get_json, sources.get_pip_commits()) if needed else None
-    source = redact(sources.get_pip_commits())
+    source = redact_url(sources.get_pip_commits())
     shared = _Shared(
         sources=sources,
         fetcher=fetcher,

@@ -39,8 +39,8 @@ from toolkit.imagepage import (
     PageImage,
     Platform,
 )
+from toolkit.redact import redact_url
 from toolkit.references import Reference
-from toolkit.sources import redact
 
 IMAGE_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -95,7 +95,7 @@ def url_headers(session: requests.Session, timeout: float = 30.0) -> UrlHeaders:
     """
 
     def head(url: str) -> Mapping[str, str]:
-        shown = redact(url)
+        shown = redact_url(url)
         if urlsplit(url).scheme not in ("http", "https"):
             raise RegistryError(f"foreign layer URL {shown} is not http(s)")
         try:

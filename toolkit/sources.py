@@ -45,9 +45,6 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 T = TypeVar("T")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
-# The one redaction helper (toolkit.redact), under the name bump and other modules import.
-redact = redact_url
-
 
 def _base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
@@ -275,7 +272,7 @@ class HttpClient:
         return session
 
     def get_text(self, url: str) -> str:
-        shown = redact(url)
+        shown = redact_url(url)
         body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return body.decode("utf-8")
@@ -283,7 +280,7 @@ class HttpClient:
             return body.decode("latin-1")
 
     def get_json(self, url: str) -> Any:
-        shown = redact(url)
+        shown = redact_url(url)
         body = self._fetch(url, lambda resp: _read(resp, shown, limit=MAX_DOCUMENT_BYTES))
         try:
             return json.loads(body)
@@ -296,14 +293,14 @@ class HttpClient:
     def hash(self, url: str) -> Download:
         def consume(resp: requests.Response) -> Download:
             digest = hashlib.sha256()
-            size = _stream(resp, redact(url), digest.update, limit=None)
+            size = _stream(resp, redact_url(url), digest.update, limit=None)
             return Download(url=url, sha256=digest.hexdigest(), size=size)
 
         return self._fetch(url, consume)
 
     def _fetch(self, url: str, consume: Callable[[requests.Response], T]) -> T:
         policy = self.policy
-        shown = redact(url)
+        shown = redact_url(url)
         deadline = self._clock() + policy.retry_time
         attempt = 0
         while True:
@@ -324,7 +321,7 @@ class HttpClient:
     def _attempt(self, url: str, consume: Callable[[requests.Response], T]) -> T:
         """One GET of ``url``; messages name it redacted (and requests' texts lose its password)."""
         policy = self.policy
-        shown = redact(url)
+        shown = redact_url(url)
         try:
             resp = self._session().get(
                 url, timeout=(policy.connect_timeout, policy.read_timeout), stream=True
@@ -336,7 +333,7 @@ class HttpClient:
         except InsecureRedirect as exc:  # never followed, never retried
             start = "" if exc.source == url else f"{shown}: "
             raise SourceError(
-                f"{start}{redact(exc.source)} redirects to {redact(exc.target)}: refused, "
+                f"{start}{redact_url(exc.source)} redirects to {redact_url(exc.target)}: refused, "
                 f"{exc.reason}",
                 hint="use a URL (or mirror) that stays on https",
             ) from None
